@@ -98,6 +98,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="arc-efe", description="Train and evaluate ARC-AGI solvers on a Qwen backbone.")
     sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("train", help="train a solver (see arc-efe train --help)", add_help=False)
 
     data = sub.add_parser("data", help="validate, show or export ARC data")
     dsub = data.add_subparsers(dest="data_command", required=True)
@@ -129,6 +130,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["train"]:  # training has its own parser (the users' flags)
+        from .train import main as train_main
+        return train_main(argv[1:])
     args = build_parser().parse_args(argv)
     func: Callable[[argparse.Namespace], int] = args.func
     try:

@@ -24,3 +24,7 @@ class SubmissionError(ArcEfeError):
 
 class MalformedGridError(ValueError):
     """Answer tokens that do not spell a well-formed grid."""
+
+
+class ConfigError(ArcEfeError, ValueError):
+    """A setting that cannot work (a negative learning rate, an unknown preset, ...)."""

@@ -40,17 +40,11 @@ class View:
 
     # --- grids -------------------------------------------------------------------------
     def apply_grid(self, grid: Grid) -> Grid:
-        g = np.rot90(grid, self.dihedral % 4)
-        if self.dihedral >= 4:
-            g = g.T
-        return np.ascontiguousarray(np.asarray(self.colours, dtype=grid.dtype)[g])
+        return dihedral(np.asarray(self.colours, dtype=grid.dtype)[grid], self.dihedral)
 
     def invert_grid(self, grid: Grid) -> Grid:
         inverse_colours = np.argsort(np.asarray(self.colours)).astype(grid.dtype)
-        g = inverse_colours[grid]
-        if self.dihedral >= 4:
-            g = g.T
-        return np.ascontiguousarray(np.rot90(g, -(self.dihedral % 4)))
+        return inverse_dihedral(inverse_colours[grid], self.dihedral)
 
     # --- tasks -------------------------------------------------------------------------
     def apply_task(self, task: Task) -> Task:
@@ -74,6 +68,18 @@ class View:
     def _check_order(self, n: int) -> None:
         if len(self.demo_order or ()) != n:
             raise ValueError(f"view orders {len(self.demo_order or ())} demonstrations, task has {n}")
+
+
+def dihedral(a: np.ndarray, k: int) -> np.ndarray:
+    """The k-th dihedral transform of any 2-D array (cells keep their values)."""
+    a = np.rot90(a, k % 4)
+    return np.ascontiguousarray(a.T if k >= 4 else a)
+
+
+def inverse_dihedral(a: np.ndarray, k: int) -> np.ndarray:
+    if k >= 4:
+        a = a.T
+    return np.ascontiguousarray(np.rot90(a, -(k % 4)))
 
 
 def _map_pair(fn, pair: Pair) -> Pair:

@@ -1,0 +1,116 @@
+"""The Agent: the policy that writes an answer grid, token by token, over the ARC vocabulary.
+
+`Agent.logits` runs the backbone on a batch (teacher forcing, for the loss). `Agent.greedy`
+writes answers for prompts that end with the query's OUT marker, with a grid constraint
+that only lets well-formed grids out: every row as wide as the first, at most 30x30, a row
+closed before END. The prompt's key/value cache is reused for every generated token.
+
+`prefix_embeds` is where Solver2's memory enters: soft tokens placed before the sequence
+(none by default).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from transformers.modeling_outputs import CausalLMOutputWithPast
+
+from .data import MAX_SIDE, NUM_COLOURS, Grid
+from .tokens import END, PAD, ROW, VOCAB_SIZE, try_decode_grid
+
+MAX_ANSWER_TOKENS = MAX_SIDE * (MAX_SIDE + 1) + 1
+# transformers renamed `past_key_values` to `cache` (argument and output field) in 5.x.
+CACHE_KEY = "cache" if "cache" in CausalLMOutputWithPast.__dataclass_fields__ else "past_key_values"
+
+
+class GridConstraint:
+    """Which tokens may come next so that the answer stays a well-formed grid."""
+
+    def __init__(self) -> None:
+        self.width: int | None = None  # fixed by the first row
+        self.col = 0
+        self.rows = 0
+        self.done = False
+
+    def allowed(self) -> list[int]:
+        if self.done:
+            return [PAD]
+        limit = self.width if self.width is not None else MAX_SIDE
+        out: list[int] = list(range(NUM_COLOURS)) if self.col < limit else []
+        if self.col > 0 and (self.width is None or self.col == self.width):
+            out.append(ROW)
+        if self.col == 0 and self.rows > 0:
+            out.append(END)
+        if self.rows >= MAX_SIDE and self.col == 0:
+            out = [END]
+        return out
+
+    def step(self, token: int) -> None:
+        if self.done:
+            return
+        if token == END:
+            self.done = True
+        elif token == ROW:
+            self.width = self.col if self.width is None else self.width
+            self.rows += 1
+            self.col = 0
+        else:
+            self.col += 1
+
+
+class Agent(nn.Module):
+    def __init__(self, backbone: nn.Module):
+        super().__init__()
+        self.backbone = backbone
+
+    def logits(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
+               prefix_embeds: torch.Tensor | None = None) -> torch.Tensor:
+        """(B, L, V) logits for each position of the sequence (prefix positions removed)."""
+        if prefix_embeds is None:
+            return self.backbone(input_ids=input_ids, attention_mask=attention_mask,
+                                 use_cache=False).logits
+        embeds = self.backbone.get_input_embeddings()(input_ids)
+        p = prefix_embeds.shape[1]
+        mask = torch.cat([attention_mask.new_ones(attention_mask.shape[0], p), attention_mask], 1)
+        out = self.backbone(inputs_embeds=torch.cat([prefix_embeds.to(embeds.dtype), embeds], 1),
+                            attention_mask=mask, use_cache=False)
+        return out.logits[:, p:]
+
+    @torch.no_grad()
+    def greedy(self, prompts: list[list[int]], max_answer: int = MAX_ANSWER_TOKENS) -> list[Grid | None]:
+        """Greedy answers for a batch of prompts; None where no grid was finished in time."""
+        device = next(self.backbone.parameters()).device
+        b = len(prompts)
+        length = max(len(p) for p in prompts)
+        ids = torch.full((b, length), PAD, dtype=torch.long)
+        mask = torch.zeros((b, length), dtype=torch.long)
+        for i, p in enumerate(prompts):  # left padding: every prompt ends at the last column
+            ids[i, length - len(p):] = torch.tensor(p)
+            mask[i, length - len(p):] = 1
+        ids, mask = ids.to(device), mask.to(device)
+        positions = (mask.cumsum(-1) - 1).clamp_min(0)
+        out = self.backbone(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=True)
+        cache = getattr(out, CACHE_KEY)
+        logits = out.logits[:, -1]
+        states = [GridConstraint() for _ in range(b)]
+        answers: list[list[int]] = [[] for _ in range(b)]
+        next_pos = positions[:, -1:] + 1
+        for _ in range(max_answer):
+            allowed = torch.full((b, VOCAB_SIZE), float("-inf"), device=device)
+            for i, s in enumerate(states):
+                allowed[i, s.allowed()] = 0.0
+            tokens = (logits.float() + allowed).argmax(-1)
+            for i, t in enumerate(tokens.tolist()):  # one host sync per generated token
+                if not states[i].done:
+                    answers[i].append(t)
+                    states[i].step(t)
+            if all(s.done for s in states):
+                break
+            mask = torch.cat([mask, mask.new_ones(b, 1)], 1)
+            out = self.backbone(input_ids=tokens[:, None], attention_mask=mask, position_ids=next_pos,
+                                use_cache=True, **{CACHE_KEY: cache})
+            cache = getattr(out, CACHE_KEY)
+            logits = out.logits[:, -1]
+            next_pos = next_pos + 1
+        return [try_decode_grid(a) for a in answers]
+

@@ -1,0 +1,178 @@
+"""The training configuration: one typed object, saved as `config.json` in the run folder.
+
+Flag names keep the users' own (`--agent-lr`, `--no-freeze-qwen`, `--max-batches`, ...).
+"""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from .backbone import PRESETS as MODEL_PRESETS
+from .errors import ConfigError
+from .loss import DEFAULT_WEIGHTS
+
+# The users' three settings (agent learning rate, weight decay).
+PRESETS = {
+    "conservative": {"agent_lr": 5e-5, "weight_decay": 1e-6},
+    "medium": {"agent_lr": 1e-4, "weight_decay": 1e-5},
+    "aggressive": {"agent_lr": 5e-4, "weight_decay": 1e-4},
+}
+MODES = ("full", "frozen", "lora")
+
+
+@dataclass
+class TrainConfig:
+    # data
+    data: str | None = None  # None: training.json in the working directory, else arc-agi-1/training
+    solutions: str | None = None
+    skip_invalid: bool = False
+    val_fraction: float = 0.1
+    max_len: int = 2048
+    augment: bool = True
+    # model
+    model_name: str = "tiny"
+    mode: str = "full"
+    lora_rank: int = 16
+    lora_alpha: int = 32
+    device: str = "auto"
+    # optimisation
+    epochs: int = 5
+    max_batches: int | None = None  # micro-batches per epoch; None: the whole epoch
+    batch_size: int = 4
+    grad_accum_steps: int = 1
+    agent_lr: float = 1e-4
+    qwen_lr: float | None = None  # None: same as agent_lr
+    weight_decay: float = 1e-5
+    grad_clip: float = 1.0
+    warmup_steps: int = 10
+    seed: int = 0
+    preset: str | None = None
+    # loss
+    weights: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_WEIGHTS))
+    label_smoothing: float = 0.0
+    # Solver2
+    success_threshold: str = "exact"
+    memory: bool = False  # no memory bank in this version
+    # evaluation, logging, checkpoints
+    val_frequency: int = 1  # epochs
+    save_frequency: int = 1  # epochs
+    train_eval_queries: int = 32
+    max_val_tasks: int = 32
+    output_dir: str = "runs"
+    run_name: str | None = None
+    tensorboard: bool = True
+
+    def __post_init__(self) -> None:
+        if self.preset is not None:
+            if self.preset not in PRESETS:
+                raise ConfigError(f"--preset must be one of {', '.join(PRESETS)}, got {self.preset}")
+            for k, v in PRESETS[self.preset].items():
+                setattr(self, k, v)
+        if self.mode not in MODES:
+            raise ConfigError(f"mode must be one of {MODES}, got {self.mode}")
+        for name in ("epochs", "batch_size", "grad_accum_steps", "max_len", "val_frequency",
+                     "save_frequency"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(self, name)}")
+        if self.max_batches is not None and self.max_batches < 1:
+            raise ConfigError(f"--max-batches must be >= 1, got {self.max_batches}")
+        if self.agent_lr <= 0 or (self.qwen_lr is not None and self.qwen_lr < 0):
+            raise ConfigError("learning rates must be positive")
+        unknown = set(self.weights) - set(DEFAULT_WEIGHTS)
+        if unknown:
+            raise ConfigError(f"unknown loss components {sorted(unknown)}")
+        if self.success_threshold != "exact":
+            try:
+                float(self.success_threshold)  # a per-query risk threshold, e.g. 0.05
+            except ValueError:
+                raise ConfigError("--success-threshold must be 'exact' or a number such as 0.05, "
+                                  f"got {self.success_threshold!r}") from None
+
+    @property
+    def backbone_lr(self) -> float:
+        return self.agent_lr if self.qwen_lr is None else self.qwen_lr
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "TrainConfig":
+        names = {f.name for f in fields(cls)}
+        cfg = cls(**{k: v for k, v in d.items() if k in names and k != "preset"})
+        cfg.preset = d.get("preset")
+        return cfg
+
+
+def add_train_args(p: argparse.ArgumentParser) -> None:
+    d = TrainConfig()
+    g = p.add_argument_group("data")
+    g.add_argument("--data", default=None,
+                   help="task source (default: training.json here if present, else arc-agi-1/training)")
+    g.add_argument("--solutions", default=None, help="solutions file for a challenges file")
+    g.add_argument("--skip-invalid", action="store_true", help="leave out invalid tasks instead of stopping")
+    g.add_argument("--val-fraction", type=float, default=d.val_fraction,
+                   help="fraction of tasks held out for validation accuracy (by task)")
+    g.add_argument("--max-len", type=int, default=d.max_len,
+                   help="longest sequence in tokens; demonstrations are dropped to fit. Lower it if you OOM")
+    g.add_argument("--no-augment", dest="augment", action="store_false",
+                   help="train on the tasks as they are, without random views")
+    g = p.add_argument_group("model")
+    g.add_argument("--model-name", default=d.model_name,
+                   help=f"preset ({', '.join(MODEL_PRESETS)}), hub id or local folder of a Qwen2/Qwen3 model")
+    frz = g.add_mutually_exclusive_group()
+    frz.add_argument("--no-freeze-qwen", dest="mode", action="store_const", const="full",
+                     help="train the whole backbone (default)")
+    frz.add_argument("--freeze-qwen", dest="mode", action="store_const", const="frozen",
+                     help="freeze the backbone; only the output head learns")
+    frz.add_argument("--lora", dest="mode", action="store_const", const="lora",
+                     help="train LoRA adapters on a frozen backbone (large models)")
+    g.add_argument("--lora-rank", type=int, default=d.lora_rank)
+    g.add_argument("--lora-alpha", type=int, default=d.lora_alpha)
+    g.add_argument("--device", default=d.device, help="auto, cpu, cuda or cuda:N")
+    g = p.add_argument_group("optimisation")
+    g.add_argument("--epochs", type=int, default=d.epochs)
+    g.add_argument("--max-batches", type=int, default=None,
+                   help="stop each epoch after this many batches (quick checks)")
+    g.add_argument("--batch-size", type=int, default=d.batch_size,
+                   help="queries per batch; each query makes up to 3 sequences. Lower it if you OOM")
+    g.add_argument("--grad-accum-steps", type=int, default=d.grad_accum_steps)
+    g.add_argument("--agent-lr", type=float, default=d.agent_lr,
+                   help="learning rate of the output head; 1e-4..1e-3 learn, 1e-5 barely moves")
+    g.add_argument("--qwen-lr", type=float, default=None, help="backbone learning rate (default: --agent-lr)")
+    g.add_argument("--weight-decay", type=float, default=d.weight_decay)
+    g.add_argument("--grad-clip", type=float, default=d.grad_clip, help="max gradient norm (0: off)")
+    g.add_argument("--warmup-steps", type=int, default=d.warmup_steps)
+    g.add_argument("--seed", type=int, default=d.seed)
+    g.add_argument("--preset", choices=list(PRESETS), default=None,
+                   help="the usual settings: conservative 5e-5/1e-6, medium 1e-4/1e-5, aggressive 5e-4/1e-4")
+    g = p.add_argument_group("loss")
+    for name, w in DEFAULT_WEIGHTS.items():
+        g.add_argument(f"--{name}-weight", type=float, default=w, help=f"weight of the {name} term")
+    g.add_argument("--label-smoothing", type=float, default=d.label_smoothing)
+    g.add_argument("--success-threshold", default=d.success_threshold,
+                   help="when a query counts as solved: 'exact' or a per-query risk such as 0.05")
+    g = p.add_argument_group("evaluation and output")
+    g.add_argument("--val-frequency", type=int, default=d.val_frequency, help="validate every N epochs")
+    g.add_argument("--save-frequency", type=int, default=d.save_frequency, help="checkpoint every N epochs")
+    g.add_argument("--train-eval-queries", type=int, default=d.train_eval_queries,
+                   help="training queries decoded each epoch for training accuracy")
+    g.add_argument("--max-val-tasks", type=int, default=d.max_val_tasks)
+    g.add_argument("--output-dir", default=d.output_dir, help="folder that receives the run folder")
+    g.add_argument("--run-name", default=None)
+    g.add_argument("--no-tensorboard", dest="tensorboard", action="store_false")
+    g.add_argument("--resume", default=None, metavar="RUN_DIR", help="continue the run saved in RUN_DIR")
+    p.set_defaults(mode="full")
+
+
+def config_from_args(args: argparse.Namespace) -> TrainConfig:
+    names = {f.name for f in fields(TrainConfig)}
+    values = {k: v for k, v in vars(args).items() if k in names and k != "weights"}
+    values["weights"] = {name: getattr(args, f"{name}_weight") for name in DEFAULT_WEIGHTS}
+    return TrainConfig(**values)
+
+
+def default_data() -> str:
+    return "training.json" if Path("training.json").is_file() else "arc-agi-1/training"

@@ -1,0 +1,488 @@
+"""Read a training run's metrics and say, in plain words, what went wrong and what to try.
+
+A training run writes `config.json` (the resolved settings) and `metrics.jsonl`, one JSON
+object a line:
+
+    {"kind": "step", "step", "epoch", "loss", "components": {...}, "lr", "grad_norm", "tokens_per_s"}
+    {"kind": "epoch", "epoch", "train_loss", "train_accuracy", "val_accuracy", "memory_adds",
+     "memory_queries", "memory_size", "nan_skipped", "components": {...}}
+
+`diagnose` turns those into a list of `Finding`s (problems first, then warnings, then good
+signs); `render` prints them; `write_diagnosis` stores the text as `diagnosis.txt` beside the
+metrics. It works on a finished run, a running one and a crashed one (a truncated last line
+is skipped). Every threshold is a module constant below, with the reason for its value.
+
+The loss components (risk, ambiguity, consistency, bidirectional, step) are divergences: each
+is >= 0, about 1.0 for a uniform guess and 0 for a perfect answer.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import statistics
+import textwrap
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable
+
+from .errors import ArcEfeError
+from .files import atomic_write_text
+
+COMPONENTS = ("risk", "ambiguity", "consistency", "bidirectional", "step")
+
+# Fewest step lines for a step-based loss trend: with fewer, a quarter is one or two noisy steps.
+MIN_TREND_STEPS = 8
+# Relative change of the mean loss (first quarter -> last quarter, or first -> last epoch) that
+# counts as a real trend; smaller moves are within the step-to-step noise of a stuck run.
+TREND_REL = 0.05
+# A loss whose recent mean is below this is already close to perfect (components are ~1.0 for a
+# uniform guess, 0 for a perfect answer), so a flat loss there is not "stuck".
+LOW_LOSS = 0.05
+# Components are divergences and cannot go below zero; allow this much for float rounding.
+NEGATIVE_TOL = 1e-6
+# Share of the weighted loss above which one component drowns out the others' gradients.
+DOMINANT_SHARE = 0.8
+# A component mean above this is clearly worse than a uniform guess (~1.0): confidently wrong.
+COMPONENT_MAX = 1.5
+# agent_lr below this learns too slowly for a run of a few epochs (users' presets: 5e-5 .. 5e-4).
+LOW_LR = 3e-5
+# Epochs with validation accuracy still exactly 0 before we warn about it.
+VAL_PATIENCE = 3
+# Overfitting: training accuracy at least this far above validation accuracy ...
+OVERFIT_GAP = 0.3
+# ... and at least this high (a 0.35 vs 0.05 gap early in training is mostly noise).
+OVERFIT_MIN_TRAIN = 0.5
+
+SEVERITIES = ("problem", "warning", "good")
+_RANK = {s: i for i, s in enumerate(SEVERITIES)}
+_LABEL = {"problem": "PROBLEM", "warning": "WARNING", "good": "GOOD"}
+
+
+@dataclass
+class Finding:
+    severity: str   # "problem" | "warning" | "good"
+    title: str      # short, e.g. "loss is stuck"
+    saw: str        # what the numbers showed
+    try_next: str   # what to try, in plain words; "" for good findings
+
+
+# ---------------------------------------------------------------- small helpers
+
+def _num(x: Any) -> float | None:
+    """A number from a metrics field, or None when absent / not a number (NaN and inf kept)."""
+    if isinstance(x, bool) or not isinstance(x, (int, float)):
+        return None
+    return float(x)
+
+
+def _finite(x: Any) -> float | None:
+    v = _num(x)
+    return v if v is not None and math.isfinite(v) else None
+
+
+def _fmt(x: float) -> str:
+    """A loss-like number: 5.10, 0.0312."""
+    if not math.isfinite(x):
+        return str(x)
+    return f"{x:.2f}" if abs(x) >= 0.1 or x == 0 else f"{x:.3g}"
+
+
+def _pct(x: float) -> str:
+    """An accuracy in 0..1 as a percentage: 0.0022 -> 0.22%, 0.5 -> 50.0%."""
+    p = 100 * x
+    return f"{p:.2f}%" if 0 < abs(p) < 1 else f"{p:.1f}%"
+
+
+def _lr(x: Any) -> str:
+    v = _num(x)
+    return f"{v:g}" if v is not None else "not set"
+
+
+def _mean(values: Iterable[float | None]) -> float | None:
+    vals = [v for v in values if v is not None]
+    return sum(vals) / len(vals) if vals else None
+
+
+def _rel(first: float, last: float) -> float:
+    """Relative change from first to last (+0.1 means 10% higher)."""
+    if abs(first) < 1e-12:
+        return 0.0 if abs(last) < 1e-12 else math.copysign(math.inf, last)
+    return (last - first) / abs(first)
+
+
+def _signed_pct(r: float) -> str:
+    return f"{r * 100:+.1f}%" if math.isfinite(r) else ("+inf%" if r > 0 else "-inf%")
+
+
+def _where(rec: dict) -> str:
+    if rec.get("kind") == "step":
+        return f"step {rec.get('step', '?')}"
+    return f"epoch {rec.get('epoch', '?')} summary"
+
+
+def _components(rec: dict) -> dict:
+    c = rec.get("components")
+    return c if isinstance(c, dict) else {}
+
+
+# ---------------------------------------------------------------- the checks
+
+def _check_nonfinite(steps: list[dict], epochs: list[dict]) -> list[Finding]:
+    found: list[tuple[dict, str]] = []   # (record, field) for each record with a NaN/inf
+    for rec in steps + epochs:
+        loss_key = "loss" if rec.get("kind") == "step" else "train_loss"
+        fields = [(loss_key, rec.get(loss_key))] + [(f"{k} component", v) for k, v in _components(rec).items()]
+        for name, value in fields:
+            v = _num(value)
+            if v is not None and not math.isfinite(v):
+                found.append((rec, f"{name} = {v}"))
+                break
+    skipped = [(e.get("epoch", "?"), int(n)) for e in epochs
+               if (n := _finite(e.get("nan_skipped"))) is not None and n > 0]
+    if not found and not skipped:
+        return []
+    saw = []
+    if found:
+        n_steps = sum(1 for r, _ in found if r.get("kind") == "step")
+        n_epochs = len(found) - n_steps
+        parts = []
+        if n_steps:
+            parts.append(f"{n_steps} of {len(steps)} step lines")
+        if n_epochs:
+            parts.append(f"{n_epochs} of {len(epochs)} epoch summaries")
+        rec, what = found[0]
+        saw.append(f"NaN or infinite values in {' and '.join(parts)}; the first at {_where(rec)} ({what})")
+    if skipped:
+        total = sum(n for _, n in skipped)
+        saw.append(f"the training loop skipped {total} step(s) because the loss was NaN or infinite, "
+                   f"first in epoch {skipped[0][0]}")
+    return [Finding(
+        "problem", "loss became NaN or infinite", "; ".join(saw),
+        "lower the learning rate (e.g. halve --agent-lr); check the data for empty or oversized "
+        "grids around the first bad step; turn on gradient clipping (e.g. max grad norm 1.0)")]
+
+
+def _loss_trend(steps: list[dict], epochs: list[dict]) -> dict | None:
+    """The loss trend from step lines and/or epoch lines, or None when there is too little data."""
+    trend: dict = {}
+    losses = [v for r in steps if (v := _finite(r.get("loss"))) is not None]
+    if len(losses) >= MIN_TREND_STEPS:
+        q = len(losses) // 4
+        first, last = sum(losses[:q]) / q, sum(losses[-q:]) / q
+        trend["steps"] = (first, last, _rel(first, last), q)
+    ep = [(e.get("epoch", "?"), v) for e in epochs if (v := _finite(e.get("train_loss"))) is not None]
+    if len(ep) >= 2:
+        (e0, first), (e1, last) = ep[0], ep[-1]
+        trend["epochs"] = (first, last, _rel(first, last), e0, e1)
+    if not trend:
+        return None
+    # Whole epochs average over far more data than a quarter of the logged steps: they decide.
+    first, last, rel = (trend["epochs"] if "epochs" in trend else trend["steps"])[:3]
+    trend["first"], trend["last"], trend["rel"] = first, last, rel
+    if last < LOW_LOSS and first < LOW_LOSS:
+        trend["verdict"] = "low"
+    elif rel <= -TREND_REL:
+        trend["verdict"] = "falling"
+    elif rel >= TREND_REL:
+        trend["verdict"] = "rising"
+    else:
+        trend["verdict"] = "stuck"
+    return trend
+
+
+def _trend_saw(trend: dict) -> str:
+    parts = []
+    if "steps" in trend:
+        first, last, rel, q = trend["steps"]
+        parts.append(f"mean loss {_fmt(first)} over the first {q} steps, {_fmt(last)} over the last {q} "
+                     f"({_signed_pct(rel)})")
+    if "epochs" in trend:
+        first, last, rel, e0, e1 = trend["epochs"]
+        parts.append(f"training loss {_fmt(first)} in epoch {e0}, {_fmt(last)} in epoch {e1} "
+                     f"({_signed_pct(rel)})")
+    return "; ".join(parts)
+
+
+def _check_trend(trend: dict | None, config: dict) -> list[Finding]:
+    if trend is None:
+        return []
+    arrow = f"({_fmt(trend['first'])} -> {_fmt(trend['last'])})"
+    saw = _trend_saw(trend)
+    verdict = trend["verdict"]
+    if verdict == "falling":
+        return [Finding("good", f"loss is falling {arrow}", saw, "")]
+    if verdict == "low":
+        return [Finding("good", f"loss is already near zero {arrow}", saw, "")]
+    if verdict == "rising":
+        return [Finding(
+            "problem", f"loss is rising {arrow}", saw,
+            f"lower --agent-lr (now {_lr(config.get('agent_lr'))}), e.g. halve it; turn on gradient "
+            "clipping; check the data around the point where the loss started to climb")]
+    tips = [f"raise --agent-lr (now {_lr(config.get('agent_lr'))}) to 1e-4 .. 1e-3"]
+    if config.get("mode") == "frozen":
+        tips.append("the Qwen backbone is frozen, so only the small output head can learn: "
+                    "try --no-freeze-qwen")
+    tips.append("check that the training tasks load correctly and their answers are right")
+    return [Finding("problem", "loss is stuck", saw, "; ".join(tips))]
+
+
+def _check_negative(steps: list[dict], epochs: list[dict]) -> list[Finding]:
+    out = []
+    for name in _component_names(steps + epochs):
+        bad = [(r, v) for r in steps + epochs
+               if (v := _finite(_components(r).get(name))) is not None and v < -NEGATIVE_TOL]
+        if not bad:
+            continue
+        lowest = min(v for _, v in bad)
+        n_steps = sum(1 for r, _ in bad if r.get("kind") == "step")
+        where = f"in {n_steps} of {len(steps)} steps" if n_steps else f"in {len(bad)} epoch summaries"
+        out.append(Finding(
+            "problem", f"the {name} part of the loss is negative",
+            f"{name} was below zero {where}, first at {_where(bad[0][0])}, lowest {lowest:.4g}. "
+            f"{name} measures a mismatch and cannot be below zero, so the training can lower the "
+            "total loss by pushing it further down instead of solving tasks",
+            "a negative value means a bug in the loss code or a changed loss formula: check "
+            f"recent changes to how {name} is computed"))
+    return out
+
+
+def _component_names(records: list[dict]) -> list[str]:
+    seen = {k for r in records for k in _components(r)}
+    return [c for c in COMPONENTS if c in seen] + sorted(seen - set(COMPONENTS))
+
+
+def _recent_components(steps: list[dict], epochs: list[dict]) -> tuple[dict[str, float], str]:
+    """Mean of each component over the last quarter of steps (or the last epoch summary)."""
+    with_comp = [r for r in steps if _components(r)]
+    if with_comp:
+        q = max(1, len(with_comp) // 4)
+        recent = with_comp[-q:]
+        where = f"the last {q} steps" if q > 1 else f"the last step ({recent[0].get('step', '?')})"
+    else:
+        recent = [e for e in epochs if _components(e)][-1:]
+        if not recent:
+            return {}, ""
+        where = f"epoch {recent[0].get('epoch', '?')}"
+    means = {}
+    for name in _component_names(recent):
+        m = _mean(_finite(_components(r).get(name)) for r in recent)
+        if m is not None:
+            means[name] = m
+    return means, where
+
+
+def _check_dominating(means: dict[str, float], where: str, config: dict) -> list[Finding]:
+    if not means or any(v < -NEGATIVE_TOL for v in means.values()):
+        return []   # negative components make shares meaningless; reported on their own
+    weights = config.get("weights")
+    assumed = not isinstance(weights, dict)
+    weighted = {}
+    for name, m in means.items():
+        w = 1.0 if assumed else _finite(weights.get(name))
+        if w is not None and w != 0:
+            weighted[name] = (w, w * m)
+    total = sum(v for _, v in weighted.values())
+    if len(weighted) < 2 or total <= 0:
+        return []
+    name, (w, value) = max(weighted.items(), key=lambda kv: kv[1][1])
+    share = value / total
+    if share <= DOMINANT_SHARE:
+        return []
+    others = ", ".join(f"{n} {v / total:.0%}" for n, (_, v) in weighted.items() if n != name)
+    note = " (no weights in config.json; assumed 1 each)" if assumed else ""
+    return [Finding(
+        "warning", f"{name} dominates the loss ({share:.0%})",
+        f"over {where}, weight x mean of {name} is {value:.3g} = {share:.0%} of the weighted total "
+        f"{total:.3g}; the others: {others}{note}",
+        f"lower --{name}-weight (now {w:g}) or raise the other weights, so that every part of the "
+        "loss steers training; otherwise the other parts barely affect the gradients")]
+
+
+def _check_range(means: dict[str, float], where: str) -> list[Finding]:
+    return [Finding(
+        "warning", f"{name} is worse than a uniform guess",
+        f"mean {name} over {where} is {m:.3g}; about 1.0 is what a uniform guess scores, 0 is perfect",
+        "the model is confidently wrong on this part: lower the learning rate if it climbed during "
+        "training, and check that the answers in the data are right")
+        for name, m in means.items() if m > COMPONENT_MAX]
+
+
+def _check_frozen(config: dict) -> list[Finding]:
+    if config.get("mode") != "frozen":
+        return []
+    return [Finding(
+        "warning", "the Qwen backbone is frozen",
+        "mode is \"frozen\": only the small output head on top of Qwen is trained",
+        "if the loss does not fall, train the backbone too with --no-freeze-qwen (or --lora, "
+        "which needs less GPU memory)")]
+
+
+def _check_lr(trend: dict | None, config: dict) -> list[Finding]:
+    lr = _finite(config.get("agent_lr"))
+    if lr is None or lr >= LOW_LR or trend is None or trend["verdict"] != "stuck":
+        return []
+    return [Finding(
+        "warning", f"learning rate {lr:g} is low",
+        f"agent_lr is {lr:g} and the loss is not falling",
+        "use --agent-lr between 1e-4 and 1e-3 (presets: conservative 5e-5, medium 1e-4, "
+        "aggressive 5e-4)")]
+
+
+def _check_memory(epochs: list[dict], config: dict) -> list[Finding]:
+    if config.get("memory") is not True or not epochs:
+        return []
+    last = epochs[-1]
+    adds, queries = _finite(last.get("memory_adds")), _finite(last.get("memory_queries"))
+    if adds is None:
+        return []
+    size = _finite(last.get("memory_size"))
+    size_text = f"; the memory bank holds {int(size)} entries" if size is not None else ""
+    q_text = f"{int(queries)}" if queries is not None else "an unknown number of"
+    ep = last.get("epoch", "?")
+    if adds > 0:
+        return [Finding("good", "memory bank is filling",
+                        f"epoch {ep}: {int(adds)} solved queries stored out of {q_text} queries{size_text}",
+                        "")]
+    acc = _finite(last.get("train_accuracy"))
+    saw = f"epoch {ep}: 0 solved queries stored out of {q_text} queries{size_text}"
+    if acc == 0:
+        saw += ("; training accuracy is 0, so the model has not solved anything yet and there was "
+                "nothing verified to store (expected for a fresh model; the real issue is the accuracy)")
+        tip = ("train for more steps, raise the learning rate, or start on an easier subset of tasks "
+               "so that some get solved and can be stored")
+    else:
+        if acc is not None:
+            saw += f"; but training accuracy is {_pct(acc)}, so some tasks were solved and none was stored"
+        tip = ("check that solved queries are verified and written to the memory bank (the check "
+               "or the write may be failing)")
+    return [Finding("warning", f"memory bank received 0 adds out of {q_text} queries", saw, tip)]
+
+
+def _check_validation(epochs: list[dict]) -> list[Finding]:
+    val = [(e.get("epoch", "?"), v) for e in epochs if (v := _finite(e.get("val_accuracy"))) is not None]
+    out = []
+    if len(val) >= VAL_PATIENCE and all(v == 0 for _, v in val):
+        train = _finite(epochs[-1].get("train_accuracy"))
+        train_text = f"; training accuracy is {_pct(train)}" if train is not None else ""
+        out.append(Finding(
+            "warning", f"validation accuracy is still 0 after {len(val)} epochs",
+            f"no validation task solved in epochs {val[0][0]} .. {val[-1][0]}{train_text}",
+            "if training accuracy is also near 0 the model has not learned yet (see the loss); if it "
+            "is high, the model memorises training tasks: use more augmentation or fewer epochs"))
+    elif len(val) >= 2 and val[-1][1] > val[0][1]:
+        out.append(Finding(
+            "good", f"validation accuracy is rising ({_pct(val[0][1])} -> {_pct(val[-1][1])})",
+            f"epoch {val[0][0]}: {_pct(val[0][1])}, epoch {val[-1][0]}: {_pct(val[-1][1])}, "
+            f"best {_pct(max(v for _, v in val))}", ""))
+    return out
+
+
+def _check_overfit(epochs: list[dict]) -> list[Finding]:
+    for e in reversed(epochs):
+        train, val = _finite(e.get("train_accuracy")), _finite(e.get("val_accuracy"))
+        if train is None or val is None:
+            continue
+        if train >= val + OVERFIT_GAP and train >= OVERFIT_MIN_TRAIN:
+            return [Finding(
+                "warning", f"training accuracy far above validation ({_pct(train)} vs {_pct(val)})",
+                f"epoch {e.get('epoch', '?')}: training accuracy {_pct(train)}, validation {_pct(val)}",
+                "the model memorises the training tasks instead of learning rules that carry over: "
+                "stop at the epoch with the best validation accuracy, add augmentation, lower the "
+                "learning rate, or use LoRA instead of full fine-tuning")]
+        return []
+    return []
+
+
+def _check_throughput(steps: list[dict]) -> list[Finding]:
+    speeds = [v for r in steps if (v := _finite(r.get("tokens_per_s"))) is not None and v > 0]
+    if not speeds:
+        return []
+    med = statistics.median(speeds)
+    return [Finding("good", f"speed ~{med:.0f} tokens/s",
+                    f"median over {len(speeds)} steps: {med:.0f} tokens/s "
+                    f"(slowest {min(speeds):.0f}, fastest {max(speeds):.0f})", "")]
+
+
+# ---------------------------------------------------------------- public API
+
+def diagnose(config: dict, records: list[dict]) -> list[Finding]:
+    """Findings about one run, most important first (problems, warnings, then good signs)."""
+    config = config if isinstance(config, dict) else {}
+    records = [r for r in records if isinstance(r, dict)]
+    steps = [r for r in records if r.get("kind") == "step"]
+    epochs = [r for r in records if r.get("kind") == "epoch"]
+    if not steps and not epochs:
+        return [Finding("warning", "no steps logged yet",
+                        f"metrics hold no step or epoch lines ({len(records)} records in all)",
+                        "if the run is still starting (loading the model takes minutes), wait; "
+                        "otherwise look at the run's console output for the error that stopped it")]
+    trend = _loss_trend(steps, epochs)
+    means, where = _recent_components(steps, epochs)
+    findings = (_check_nonfinite(steps, epochs) + _check_trend(trend, config)
+                + _check_negative(steps, epochs) + _check_dominating(means, where, config)
+                + _check_range(means, where) + _check_frozen(config) + _check_lr(trend, config)
+                + _check_memory(epochs, config) + _check_validation(epochs)
+                + _check_overfit(epochs) + _check_throughput(steps))
+    return sorted(findings, key=lambda f: _RANK.get(f.severity, len(_RANK)))
+
+
+def render(findings: list[Finding], header: str | None = None, width: int = 88) -> str:
+    """Plain text: a summary line, then one block per finding."""
+    lines = [header, ""] if header else []
+    n_problems = sum(f.severity == "problem" for f in findings)
+    n_warnings = sum(f.severity == "warning" for f in findings)
+    if n_problems or n_warnings:
+        def count(n, word):
+            return f"{n} {word}{'' if n == 1 else 's'}"
+        lines.append(f"Found {count(n_problems, 'problem')} and {count(n_warnings, 'warning')}.")
+    else:
+        lines.append("No problems found.")
+    for f in findings:
+        lines.append("")
+        lines.append(f"{_LABEL.get(f.severity, f.severity.upper()):<8} {f.title}")
+        for key, text in (("saw", f.saw), ("try", f.try_next)):
+            if text:
+                lines.extend(textwrap.wrap(f"{key}: {text}", width=width, initial_indent="  ",
+                                           subsequent_indent="       "))
+    return "\n".join(lines) + "\n"
+
+
+def load_run(run_dir: str | Path) -> tuple[dict, list[dict]]:
+    """(config, records) of a run folder. A truncated last metrics line (crashed run) is skipped."""
+    run_dir = Path(run_dir)
+    config: dict = {}
+    config_path = run_dir / "config.json"
+    if config_path.is_file():
+        try:
+            config = json.loads(config_path.read_text(encoding="utf-8"))
+        except (json.JSONDecodeError, UnicodeDecodeError) as e:
+            raise ArcEfeError(f"{config_path}: not valid JSON ({e})") from None
+        if not isinstance(config, dict):
+            raise ArcEfeError(f"{config_path}: expected a JSON object, got {type(config).__name__}")
+    metrics_path = run_dir / "metrics.jsonl"
+    try:
+        text = metrics_path.read_bytes().decode("utf-8", errors="replace")
+    except FileNotFoundError:
+        raise ArcEfeError(f"{metrics_path}: no such file (is this a training run folder?)") from None
+    numbered = [(i, line) for i, line in enumerate(text.splitlines(), 1) if line.strip()]
+    records = []
+    for k, (lineno, line) in enumerate(numbered):
+        try:
+            rec = json.loads(line)
+        except json.JSONDecodeError as e:
+            if k == len(numbered) - 1:
+                break   # the last line was cut off mid-write: the run crashed or is writing it now
+            raise ArcEfeError(f"{metrics_path}: line {lineno} is not valid JSON ({e.msg})") from None
+        if not isinstance(rec, dict):
+            raise ArcEfeError(f"{metrics_path}: line {lineno}: expected a JSON object, "
+                              f"got {type(rec).__name__}")
+        records.append(rec)
+    return config, records
+
+
+def write_diagnosis(run_dir: str | Path, config: dict, records: list[dict]) -> str:
+    """Diagnose, render and write `diagnosis.txt` in run_dir (atomically); return the text."""
+    text = render(diagnose(config, records), header=f"Diagnosis of {run_dir}")
+    atomic_write_text(Path(run_dir) / "diagnosis.txt", text)
+    return text

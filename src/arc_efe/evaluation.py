@@ -1,0 +1,61 @@
+"""Accuracy during training: exact greedy answers, and pass@2 on held-out tasks.
+
+Training accuracy decodes a fixed subset of training queries as they are (identity view).
+Validation accuracy is the official score on the validation tasks' test outputs, with two
+attempts per output: the greedy answer on the task as it is, and the greedy answer on the
+transposed task mapped back.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+from .agent import Agent
+from .data import Grid, grids_equal
+from .dataset import Query
+from .scoring import ScoreReport, make_entry, score_submission
+from .sequences import view_pairs
+from .tokens import SequenceTooLong, encode_task
+from .views import View
+
+DECODE_BATCH = 8
+
+
+def decode_queries(agent: Agent, queries: Sequence[Query], view: View, max_len: int) -> list[Grid | None]:
+    """Greedy answers for queries seen through a dihedral/colour `view`, mapped back."""
+    prompts: list[list[int] | None] = []
+    for q in queries:
+        try:
+            enc = encode_task(view_pairs(q.context, view), view.apply_grid(q.target.input), None, max_len)
+            prompts.append(enc.prompt)
+        except SequenceTooLong:
+            prompts.append(None)
+    answers: list[Grid | None] = [None] * len(queries)
+    todo = sorted((i for i, p in enumerate(prompts) if p is not None), key=lambda i: len(prompts[i]))
+    was_training = agent.training
+    agent.eval()
+    try:
+        for start in range(0, len(todo), DECODE_BATCH):
+            chunk = todo[start:start + DECODE_BATCH]
+            for i, grid in zip(chunk, agent.greedy([prompts[i] for i in chunk])):
+                answers[i] = None if grid is None else view.invert_grid(grid)
+    finally:
+        agent.train(was_training)
+    return answers
+
+
+def exact_accuracy(agent: Agent, queries: Sequence[Query], max_len: int) -> tuple[int, int]:
+    """(right, total): greedy answers that equal the target exactly."""
+    answers = decode_queries(agent, queries, View(), max_len)
+    return sum(grids_equal(a, q.target.output) for a, q in zip(answers, queries)), len(queries)
+
+
+def pass_at_2(agent: Agent, queries: Sequence[Query], max_len: int) -> ScoreReport:
+    """Official pass@2 over the tasks of `queries` (test-split queries with known answers)."""
+    attempts = [decode_queries(agent, queries, v, max_len) for v in (View(), View(4))]
+    submission: dict[str, list] = {}
+    for k, q in enumerate(queries):
+        entries = submission.setdefault(q.task.id, [None] * len(q.task.test))
+        entries[q.index] = make_entry([a[k] for a in attempts if a[k] is not None])
+    tasks = {q.task.id: q.task for q in queries}
+    return score_submission(submission, list(tasks.values()))

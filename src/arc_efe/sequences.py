@@ -1,0 +1,130 @@
+"""Training sequences: a query seen through a view, its inverse task, and padded batches.
+
+An `Example` is one token sequence with the place of its answer. For the consistency term
+each forward example also records, for every cell of the original (un-viewed) answer grid,
+where that cell sits in the example's answer tokens (`cell_pos`) and which vocabulary
+index holds each original colour (`vocab_map`), so that two views' predictions can be
+compared cell by cell and colour by colour.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+import torch
+
+from .data import Pair
+from .dataset import Query
+from .tokens import PAD, VOCAB_SIZE, encode_task
+from .views import View, dihedral
+
+NON_COLOUR_TOKENS = list(range(10, VOCAB_SIZE))
+
+
+@dataclass
+class Example:
+    tokens: list[int]
+    answer_start: int  # index of the first answer token in `tokens`
+    answer_len: int
+    query_id: int = -1  # position of the query in its batch (pairs two views of it)
+    cell_pos: np.ndarray | None = None  # original cell (row-major) -> index within the answer
+    vocab_map: list[int] | None = None  # original token -> token under the view
+    dropped: int = 0
+
+
+def view_pairs(pairs: Sequence[Pair], view: View) -> list[Pair]:
+    """Apply a view's grid transform to pairs and its demonstration order to their order."""
+    mapped = [Pair(view.apply_grid(p.input), None if p.output is None else view.apply_grid(p.output))
+              for p in pairs]
+    if view.demo_order is not None:
+        mapped = [mapped[i] for i in view.demo_order]
+    return mapped
+
+
+def cell_positions(h: int, w: int, k: int) -> np.ndarray:
+    """For each original cell (row-major), its index in the answer tokens of dihedral view k."""
+    viewed = dihedral(np.arange(h * w).reshape(h, w), k)
+    vh, vw = viewed.shape
+    rows, cols = np.divmod(np.arange(vh * vw), vw)
+    pos = np.empty(h * w, dtype=np.int64)
+    pos[viewed.reshape(-1)] = rows * (vw + 1) + cols
+    return pos
+
+
+def forward_example(query: Query, view: View, max_len: int | None) -> Example:
+    ctx = view_pairs(query.context, view)
+    target = query.target
+    q_in = view.apply_grid(target.input)
+    q_out = view.apply_grid(target.output)
+    enc = encode_task(ctx, q_in, q_out, max_len)
+    h, w = target.output.shape
+    return Example(enc.tokens, len(enc.prompt), len(enc.answer), -1,
+                   cell_positions(h, w, view.dihedral),
+                   list(view.colours) + NON_COLOUR_TOKENS, enc.dropped)
+
+
+def inverse_example(query: Query, view: View, max_len: int | None) -> Example:
+    """The inverse task: predict the query's input from its output, demonstrations reversed."""
+    ctx = [Pair(p.output, p.input) for p in view_pairs(query.context, view)]
+    target = query.target
+    enc = encode_task(ctx, view.apply_grid(target.output), view.apply_grid(target.input), max_len)
+    return Example(enc.tokens, len(enc.prompt), len(enc.answer), dropped=enc.dropped)
+
+
+@dataclass
+class Batch:
+    input_ids: torch.Tensor  # (B, L), right-padded with PAD
+    attention_mask: torch.Tensor  # (B, L)
+    rows: torch.Tensor  # (N,) batch row of each answer token
+    cols: torch.Tensor  # (N,) position whose logits predict that token
+    targets: torch.Tensor  # (N,)
+    offsets: list[int]  # start of each example's answer tokens within the N
+
+    @property
+    def n_tokens(self) -> int:
+        return int(self.attention_mask.sum())
+
+    def to(self, device: torch.device) -> "Batch":
+        return Batch(self.input_ids.to(device), self.attention_mask.to(device), self.rows.to(device),
+                     self.cols.to(device), self.targets.to(device), self.offsets)
+
+
+def collate(examples: Sequence[Example]) -> Batch:
+    length = max(len(e.tokens) for e in examples)
+    ids = torch.full((len(examples), length), PAD, dtype=torch.long)
+    mask = torch.zeros((len(examples), length), dtype=torch.long)
+    rows, cols, targets, offsets = [], [], [], []
+    n = 0
+    for b, e in enumerate(examples):
+        ids[b, : len(e.tokens)] = torch.tensor(e.tokens)
+        mask[b, : len(e.tokens)] = 1
+        # logits at position t predict token t + 1
+        positions = range(e.answer_start - 1, e.answer_start - 1 + e.answer_len)
+        rows += [b] * e.answer_len
+        cols += positions
+        targets += e.tokens[e.answer_start: e.answer_start + e.answer_len]
+        offsets.append(n)
+        n += e.answer_len
+    return Batch(ids, mask, torch.tensor(rows), torch.tensor(cols), torch.tensor(targets), offsets)
+
+
+def aligned_cells(answer_logits: torch.Tensor, offsets: list[int], examples: Sequence[Example],
+                  pairs: Sequence[tuple[int, int]]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Logits of two views of the same queries, lined up by original cell and colour.
+
+    `answer_logits` (N, V) are a batch's logits at its answer tokens; each pair (i, j) names
+    two examples of one query. Returns two (M, V) tensors over all M cells of those queries.
+    """
+    side_a, side_b = [], []
+    for i, j in pairs:
+        for k, side in ((i, side_a), (j, side_b)):
+            e = examples[k]
+            idx = torch.as_tensor(e.cell_pos + offsets[k], device=answer_logits.device)
+            vmap = torch.as_tensor(e.vocab_map, device=answer_logits.device)
+            side.append(answer_logits[idx][:, vmap])
+    if not side_a:
+        empty = answer_logits.new_zeros((0, answer_logits.shape[-1]))
+        return empty, empty
+    return torch.cat(side_a), torch.cat(side_b)

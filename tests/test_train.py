@@ -1,0 +1,178 @@
+"""The training system on a tiny backbone: steps, overfitting, frozen/LoRA, resume, scripts."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from arc_efe.agent import GridConstraint
+from arc_efe.config import TrainConfig
+from arc_efe.dataset import make_queries
+from arc_efe.evaluation import exact_accuracy
+from arc_efe.sequences import aligned_cells, collate, forward_example
+from arc_efe.sources import load_tasks
+from arc_efe.tokens import END, ROW, VOCAB_SIZE, encode_task, try_decode_grid
+from arc_efe.train import build_micro_batch, setup, train, train_step
+from arc_efe.views import random_view
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _token_count(task):
+    return sum(len(encode_task(task.train, p.input, p.output).tokens) for p in task.test)
+
+
+@pytest.fixture(scope="session")
+def small_tasks_file(tmp_path_factory):
+    """The 8 smallest arc-agi-1/training tasks (by token count) as a task-dictionary file."""
+    tasks = sorted(load_tasks("arc-agi-1/training").tasks, key=_token_count)[:8]
+    path = tmp_path_factory.mktemp("data") / "small.json"
+    path.write_text(json.dumps({t.id: t.to_json() for t in tasks}))
+    return path
+
+
+def _cfg(data, tmp_path, **kw):
+    base = dict(data=str(data), output_dir=str(tmp_path), device="cpu", epochs=1, batch_size=4,
+                val_fraction=0.0, train_eval_queries=4, max_val_tasks=2, tensorboard=False,
+                warmup_steps=1, max_len=512)
+    base.update(kw)
+    return TrainConfig(**base)
+
+
+def test_grid_constraint_only_lets_well_formed_grids_out():
+    rng = np.random.default_rng(0)
+    for _ in range(200):
+        c, toks = GridConstraint(), []
+        while not c.done:
+            t = int(rng.choice(c.allowed()))
+            toks.append(t)
+            c.step(t)
+        assert toks[-1] == END and try_decode_grid(toks) is not None
+
+
+def test_consistency_alignment_maps_views_back_to_the_same_cells(small_tasks_file):
+    """With 'logits' equal to each view's own target tokens, the aligned sides agree exactly."""
+    q = make_queries(load_tasks(small_tasks_file).tasks, "train")[0]
+    rng = np.random.default_rng(3)
+    examples = [forward_example(q, random_view(rng, len(q.context)), None) for _ in range(2)]
+    batch = collate(examples)
+    logits = torch.nn.functional.one_hot(batch.targets, VOCAB_SIZE).float()
+    a, b = aligned_cells(logits, batch.offsets, examples, [(0, 1)])
+    h, w = q.target.output.shape
+    assert a.shape == (h * w, VOCAB_SIZE) and torch.equal(a, b)
+    assert a.argmax(-1).tolist() == q.target.output.reshape(-1).tolist()  # original colours back
+
+
+def test_loss_falls_and_weights_change(small_tasks_file, tmp_path):
+    run = setup(_cfg(small_tasks_file, tmp_path, agent_lr=3e-3, batch_size=8))
+    before = {n: p.detach().clone() for n, p in run.agent.named_parameters()}
+    order = np.arange(len(run.queries))
+    losses = [train_step(run, 0, [build_micro_batch(run, 0, 0, order)], s)[0]["loss"] for s in range(12)]
+    assert losses[-1] < losses[0] * 0.8
+    changed = [n for n, p in run.agent.named_parameters() if not torch.equal(before[n], p)]
+    assert any("lm_head" in n for n in changed) and any("self_attn" in n for n in changed)
+
+
+def test_frozen_backbone_moves_only_the_head(small_tasks_file, tmp_path):
+    run = setup(_cfg(small_tasks_file, tmp_path, mode="frozen", agent_lr=1e-2))
+    before = {n: p.detach().clone() for n, p in run.agent.named_parameters()}
+    order = np.arange(len(run.queries))
+    for s in range(2):
+        train_step(run, 0, [build_micro_batch(run, 0, s, order)], s)
+    for n, p in run.agent.named_parameters():
+        if "lm_head" in n:
+            assert not torch.equal(before[n], p), n
+        else:
+            assert torch.equal(before[n], p), n
+
+
+def test_lora_moves_adapter_and_head_only(small_tasks_file, tmp_path):
+    run = setup(_cfg(small_tasks_file, tmp_path, mode="lora", agent_lr=1e-2, lora_rank=4))
+    before = {n: p.detach().clone() for n, p in run.agent.named_parameters()}
+    order = np.arange(len(run.queries))
+    for s in range(2):
+        train_step(run, 0, [build_micro_batch(run, 0, s, order)], s)
+    for n, p in run.agent.named_parameters():
+        moved = not torch.equal(before[n], p)
+        if "lora_B" in n or "lm_head" in n:
+            assert moved, n
+        elif "lora_A" not in n:
+            assert not moved, n
+
+
+def test_overfit_small_tasks_to_100_percent(small_tasks_file, tmp_path):
+    """The users' 'very high LR + few batches' check: 4 small tasks memorised exactly."""
+    tasks = load_tasks(small_tasks_file).tasks[:4]
+    data = tmp_path / "four.json"
+    data.write_text(json.dumps({t.id: t.to_json() for t in tasks}))
+    weights = {"risk": 1.0, "ambiguity": 0.0, "consistency": 0.0, "bidirectional": 0.0, "step": 0.0}
+    run = setup(_cfg(data, tmp_path, agent_lr=3e-3, augment=False, batch_size=64, warmup_steps=5,
+                     weights=weights))
+    order = np.arange(len(run.queries))
+    accuracy = 0.0
+    for step in range(1, 301):
+        train_step(run, 0, [build_micro_batch(run, 0, 0, order)], step)
+        if step % 25 == 0:
+            right, total = exact_accuracy(run.agent, run.queries, run.cfg.max_len)
+            accuracy = right / total
+            if accuracy == 1.0:
+                break
+    assert accuracy == 1.0, f"{right}/{total} after {step} steps"
+
+
+def _steps(run_dir):
+    return [json.loads(l) for l in (Path(run_dir) / "metrics.jsonl").read_text().splitlines()
+            if json.loads(l)["kind"] == "step"]
+
+
+class Interrupt(Exception):
+    pass
+
+
+def test_resume_continues_exactly(small_tasks_file, tmp_path):
+    kw = dict(epochs=2, max_batches=2, agent_lr=1e-3)
+    full = train(_cfg(small_tasks_file, tmp_path, run_name="full", **kw))
+
+    def stop_in_epoch_two(result):
+        if result.step >= 2:  # steps count from 0: this is the first step of epoch 2
+            raise Interrupt
+
+    with pytest.raises(Interrupt):
+        train(_cfg(small_tasks_file, tmp_path, run_name="cut", **kw), callbacks=[stop_in_epoch_two])
+    cut = tmp_path / "cut"
+    assert len(_steps(cut)) == 3  # the step of epoch 2 was logged before the interrupt
+    train(TrainConfig.from_dict(json.loads((cut / "config.json").read_text())), resume=cut)
+    a, b = _steps(full), _steps(cut)
+    assert [r["step"] for r in b] == [1, 2, 3, 4]
+    assert [r["loss"] for r in a] == pytest.approx([r["loss"] for r in b], rel=1e-6)
+
+
+def test_root_script_runs_verbatim(tmp_path):
+    """The users' command line, on CPU, from a working directory without training.json."""
+    cmd = [sys.executable, str(ROOT / "trainloop_gpu_finetuned.py"), "--epochs", "1", "--max-batches", "3",
+           "--no-freeze-qwen", "--agent-lr", "1e-3", "--device", "cpu",
+           "--train-eval-queries", "4", "--max-val-tasks", "2", "--max-len", "1024"]
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    r = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, env=env, timeout=600)
+    assert r.returncode == 0, r.stderr[-2000:]
+    for text in ("Loss:", "Memory bank updates: 0/0", "Training Accuracy:", "Validation Accuracy:",
+                 "run folder:"):
+        assert text in r.stdout
+    run_dir = tmp_path / r.stdout.split("run folder:")[1].strip()
+    for name in ("config.json", "metrics.jsonl", "diagnosis.txt", "checkpoints/latest"):
+        assert (run_dir / name).exists(), name
+    steps = _steps(run_dir)
+    assert len(steps) == 3 and set(steps[0]) >= {"step", "epoch", "loss", "components", "lr", "grad_norm",
+                                                  "tokens_per_s"}
+
+
+def test_bad_setting_is_one_line(tmp_path):
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    r = subprocess.run([sys.executable, str(ROOT / "trainloop_gpu_finetuned.py"), "--epochs", "0"],
+                       cwd=tmp_path, capture_output=True, text=True, env=env)
+    assert r.returncode == 2 and r.stderr.strip() == "error: --epochs must be >= 1, got 0"
