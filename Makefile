@@ -18,9 +18,11 @@ $(STAMP): pyproject.toml Makefile
 	$(PY) -m pip install --quiet -e '.[test]'
 	touch $(STAMP)
 
+# A short training run on the embedded ARC-AGI-1 training set (tiny backbone, CPU), with
+# training accuracy and pass@2 validation accuracy on held-out tasks after each epoch.
 demo: $(STAMP)
-	$(PY) -m arc_efe data validate arc-agi-1/evaluation
-	$(PY) -m arc_efe data show arc-agi-1/training 007bbfb7
+	$(PY) -m arc_efe train --data arc-agi-1/training --epochs 2 --max-batches 20 \
+		--agent-lr 1e-3 --device cpu --train-eval-queries 16 --max-val-tasks 16 --output-dir runs
 
 test: $(STAMP)
 	$(PY) -m pytest -q -m "not slow"

@@ -162,6 +162,9 @@ def setup(cfg: TrainConfig, resume: str | Path | None = None) -> Run:
     else:
         name = cfg.run_name or datetime.now().strftime("run_%Y%m%d_%H%M%S")
         run_dir = Path(cfg.output_dir) / name
+        if (run_dir / "metrics.jsonl").exists():
+            raise ArcEfeError(f"{run_dir} already holds a run: pass --resume {run_dir} to continue "
+                              "it, or choose another --run-name")
         run_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_json(run_dir / "config.json", {**cfg.to_dict(), "data": data}, indent=1)
     log = MetricsLog(run_dir, cfg.tensorboard)
