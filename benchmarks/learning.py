@@ -12,25 +12,16 @@ the exact-answer training accuracy on those tasks' leave-one-out queries at the 
 from __future__ import annotations
 
 import argparse
-import json
 import tempfile
-import time
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from arc_efe.config import TrainConfig
 from arc_efe.evaluation import exact_accuracy
-from arc_efe.sources import load_tasks
-from arc_efe.tokens import encode_task
-from arc_efe.train import build_micro_batch, setup, train_step
+from arc_efe.train import setup
 
-
-def smallest_tasks(n: int):
-    def size(t):
-        return sum(len(encode_task(t.train, p.input, p.output).tokens) for p in t.test)
-    return sorted(load_tasks("arc-agi-1/training").tasks, key=size)[:n]
+from common import smallest_tasks_file, train_for
 
 
 def run_one(data: Path, out: Path, mode: str, args) -> dict:
@@ -38,29 +29,11 @@ def run_one(data: Path, out: Path, mode: str, args) -> dict:
     cfg = TrainConfig(data=str(data), output_dir=str(out), run_name=mode, mode=mode, device="cpu",
                       agent_lr=args.lr, batch_size=args.batch_size, val_fraction=0.0,
                       augment=not args.no_augment, warmup_steps=20, max_len=1024,
-                      tensorboard=False, seed=args.seed, epochs=1)
+                      tensorboard=False, seed=args.seed, epochs=1, memory=False)
     run = setup(cfg)
-    budget = args.budget_min * 60
-    t0 = time.time()
-    losses, times = [], []
-    step, epoch = 0, 0
-    n_micro = -(-len(run.queries) // cfg.batch_size)
-    while time.time() - t0 < budget:
-        order = np.random.default_rng([cfg.seed, epoch]).permutation(len(run.queries))
-        for b in range(n_micro):
-            stats, _ = train_step(run, epoch, [build_micro_batch(run, epoch, b, order)], step)
-            step += 1
-            losses.append(stats["loss"])
-            times.append(time.time() - t0)
-            if time.time() - t0 >= budget:
-                break
-        epoch += 1
+    res = train_for(run, args.budget_min * 60)
     right, total = exact_accuracy(run.agent, run.queries, cfg.max_len)
-    curve = []
-    for k in range(10):
-        sel = [l for l, t in zip(losses, times) if k * budget / 10 <= t < (k + 1) * budget / 10]
-        curve.append(float(np.mean(sel)) if sel else float("nan"))
-    return {"mode": mode, "steps": step, "epochs": epoch, "curve": curve, "right": right, "total": total}
+    return {"mode": mode, **res, "right": right, "total": total}
 
 
 def main() -> None:
@@ -75,10 +48,8 @@ def main() -> None:
     p.add_argument("--modes", default="full,frozen")
     args = p.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        data = Path(tmp) / "small.json"
-        tasks = smallest_tasks(args.tasks)
-        data.write_text(json.dumps({t.id: t.to_json() for t in tasks}))
-        print(f"{len(tasks)} smallest arc-agi-1/training tasks, {args.budget_min:g} min per configuration, "
+        data = smallest_tasks_file(args.tasks, Path(tmp))
+        print(f"{args.tasks} smallest arc-agi-1/training tasks, {args.budget_min:g} min per configuration, "
               f"lr {args.lr:g}, batch {args.batch_size}, augment {not args.no_augment}")
         results = [run_one(data, Path(tmp), mode, args) for mode in args.modes.split(",")]
     print()

@@ -1,5 +1,6 @@
 """The training system on a tiny backbone: steps, overfitting, frozen/LoRA, resume, scripts."""
 
+import copy
 import json
 import os
 import subprocess
@@ -17,8 +18,8 @@ from arc_efe.evaluation import exact_accuracy
 from arc_efe.sequences import aligned_cells, collate, forward_example
 from arc_efe.sources import load_tasks
 from arc_efe.tokens import END, ROW, VOCAB_SIZE, encode_task, try_decode_grid
-from arc_efe.train import build_micro_batch, setup, train, train_step
-from arc_efe.views import random_view
+from arc_efe.train import build_micro_batch, fit, setup, train, train_step
+from arc_efe.views import View, random_view
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -69,10 +70,9 @@ def test_consistency_alignment_maps_views_back_to_the_same_cells(small_tasks_fil
 
 
 def test_loss_falls_and_weights_change(small_tasks_file, tmp_path):
-    run = setup(_cfg(small_tasks_file, tmp_path, agent_lr=3e-3, batch_size=8))
+    run = setup(_cfg(small_tasks_file, tmp_path, agent_lr=3e-3, batch_size=8, augment=False))
     before = {n: p.detach().clone() for n, p in run.agent.named_parameters()}
-    order = np.arange(len(run.queries))
-    losses = [train_step(run, 0, [build_micro_batch(run, 0, 0, order)], s)[0]["loss"] for s in range(12)]
+    losses = [train_step(run, 0, [build_micro_batch(run, 0, 0)], s)[0]["loss"] for s in range(12)]
     assert losses[-1] < losses[0] * 0.8
     changed = [n for n, p in run.agent.named_parameters() if not torch.equal(before[n], p)]
     assert any("lm_head" in n for n in changed) and any("self_attn" in n for n in changed)
@@ -81,9 +81,8 @@ def test_loss_falls_and_weights_change(small_tasks_file, tmp_path):
 def test_frozen_backbone_moves_only_the_head(small_tasks_file, tmp_path):
     run = setup(_cfg(small_tasks_file, tmp_path, mode="frozen", agent_lr=1e-2))
     before = {n: p.detach().clone() for n, p in run.agent.named_parameters()}
-    order = np.arange(len(run.queries))
     for s in range(2):
-        train_step(run, 0, [build_micro_batch(run, 0, s, order)], s)
+        train_step(run, 0, [build_micro_batch(run, 0, s)], s)
     for n, p in run.agent.named_parameters():
         if "lm_head" in n:
             assert not torch.equal(before[n], p), n
@@ -94,9 +93,8 @@ def test_frozen_backbone_moves_only_the_head(small_tasks_file, tmp_path):
 def test_lora_moves_adapter_and_head_only(small_tasks_file, tmp_path):
     run = setup(_cfg(small_tasks_file, tmp_path, mode="lora", agent_lr=1e-2, lora_rank=4))
     before = {n: p.detach().clone() for n, p in run.agent.named_parameters()}
-    order = np.arange(len(run.queries))
     for s in range(2):
-        train_step(run, 0, [build_micro_batch(run, 0, s, order)], s)
+        train_step(run, 0, [build_micro_batch(run, 0, s)], s)
     for n, p in run.agent.named_parameters():
         moved = not torch.equal(before[n], p)
         if "lora_B" in n or "lm_head" in n:
@@ -113,10 +111,9 @@ def test_overfit_small_tasks_to_100_percent(small_tasks_file, tmp_path):
     weights = {"risk": 1.0, "ambiguity": 0.0, "consistency": 0.0, "bidirectional": 0.0, "step": 0.0}
     run = setup(_cfg(data, tmp_path, agent_lr=3e-3, augment=False, batch_size=64, warmup_steps=5,
                      weights=weights))
-    order = np.arange(len(run.queries))
     accuracy = 0.0
     for step in range(1, 301):
-        train_step(run, 0, [build_micro_batch(run, 0, 0, order)], step)
+        train_step(run, 0, [build_micro_batch(run, 0, 0)], step)
         if step % 25 == 0:
             right, total = exact_accuracy(run.agent, run.queries, run.cfg.max_len)
             accuracy = right / total
@@ -160,7 +157,7 @@ def test_root_script_runs_verbatim(tmp_path):
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     r = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, env=env, timeout=600)
     assert r.returncode == 0, r.stderr[-2000:]
-    for text in ("Loss:", "Memory bank updates: 0/0", "Training Accuracy:", "Validation Accuracy:",
+    for text in ("Loss:", "Memory bank updates: 0/12", "Training Accuracy:", "Validation Accuracy:",
                  "run folder:"):
         assert text in r.stdout
     run_dir = tmp_path / r.stdout.split("run folder:")[1].strip()
@@ -176,3 +173,78 @@ def test_bad_setting_is_one_line(tmp_path):
     r = subprocess.run([sys.executable, str(ROOT / "trainloop_gpu_finetuned.py"), "--epochs", "0"],
                        cwd=tmp_path, capture_output=True, text=True, env=env)
     assert r.returncode == 2 and r.stderr.strip() == "error: --epochs must be >= 1, got 0"
+
+
+# --- Solver2 in training ---------------------------------------------------------------
+
+RISK_ONLY = {"risk": 1.0, "ambiguity": 0.0, "consistency": 0.0, "bidirectional": 0.0, "step": 0.1}
+
+
+def _easy_cfg(data, tmp_path, **kw):
+    """Four tiny tasks, no views, high lr: the model solves queries within one short epoch."""
+    return _cfg(data, tmp_path, agent_lr=3e-3, augment=False, batch_size=16, warmup_steps=5,
+                max_batches=120, weights=dict(RISK_ONLY), **kw)
+
+
+@pytest.fixture(scope="session")
+def four_tasks_file(small_tasks_file, tmp_path_factory):
+    tasks = load_tasks(small_tasks_file).tasks[:4]
+    path = tmp_path_factory.mktemp("four") / "four.json"
+    path.write_text(json.dumps({t.id: t.to_json() for t in tasks}))
+    return path
+
+
+def test_memory_fills_with_verified_answers_and_never_sees_its_own_task(four_tasks_file, tmp_path,
+                                                                         monkeypatch):
+    from arc_efe import solver2 as s2mod
+    from arc_efe.memory import MemoryBank
+
+    run = setup(_easy_cfg(four_tasks_file, tmp_path, run_name="fill"))
+    stored, searches, snapshot = [], [], {}
+    real_add, real_search, real_call = MemoryBank.add, MemoryBank.search, s2mod.MemoryWriter.__call__
+
+    def snapshot_call(writer, result):
+        snapshot["bank"] = copy.deepcopy(writer.bank)  # the bank the writer decodes with
+        return real_call(writer, result)
+
+    def checked_add(bank, key, value, meta):
+        # independent check at the moment of storing: the greedy answer must be exact
+        q = next(q for q in run.queries if (q.task.id, q.split, q.index) ==
+                 (meta["task_id"], meta["split"], meta["index"]))
+        view = View(meta["dihedral"], tuple(meta["colours"]))
+        memory, _ = run.solver2.readout(snapshot["bank"], key[None], [q.task.id])
+        answer = s2mod.decode_queries(run.agent, [q], view, run.cfg.max_len, memory)[0]
+        stored.append(s2mod.grids_equal(answer, q.target.output))
+        return real_add(bank, key, value, meta)
+
+    def spy_search(bank, query, k, exclude_tasks=None):
+        nb = real_search(bank, query, k, exclude_tasks)
+        searches.append((list(exclude_tasks or []), [[bank.meta[i]["task_id"] for i in row if i >= 0]
+                                                      for row in nb.index.tolist()]))
+        return nb
+
+    monkeypatch.setattr(s2mod.MemoryWriter, "__call__", snapshot_call)
+    monkeypatch.setattr(MemoryBank, "add", checked_add)
+    monkeypatch.setattr(MemoryBank, "search", spy_search)
+    fit(run)
+    rec = [json.loads(l) for l in (tmp_path / "fill" / "metrics.jsonl").read_text().splitlines()][-1]
+    assert rec["memory_adds"] > 0 and rec["memory_size"] == len(run.bank) > 0
+    assert rec["memory_queries"] == 120 * 16 or rec["memory_queries"] >= rec["memory_adds"]
+    assert stored and all(stored), "an entry was stored whose greedy answer is not exact"
+    assert searches, "the filled memory was never searched"
+    for excluded, rows in searches:
+        for own, found in zip(excluded, rows):
+            assert own not in found
+    assert (tmp_path / "fill" / "memory" / "memory.json").exists()
+
+
+def test_step_loss_zero_without_refinement_and_positive_with_it(small_tasks_file, tmp_path):
+    for k, expect_positive in ((1, False), (2, True)):
+        run = setup(_cfg(small_tasks_file, tmp_path, solver2_steps=k, run_name=f"k{k}"))
+        stats, _ = train_step(run, 0, [build_micro_batch(run, 0, 0)], 0)
+        assert stats["components"]["step"] >= 0
+        assert (stats["components"]["step"] > 0) == expect_positive
+    assert run.solver2.halt.weight.grad is None  # zeroed after the step; it did get one:
+    before = run.solver2.halt.weight.detach().clone()
+    train_step(run, 0, [build_micro_batch(run, 0, 1)], 1)
+    assert not torch.equal(before, run.solver2.halt.weight)

@@ -5,8 +5,8 @@ writes answers for prompts that end with the query's OUT marker, with a grid con
 that only lets well-formed grids out: every row as wide as the first, at most 30x30, a row
 closed before END. The prompt's key/value cache is reused for every generated token.
 
-`prefix_embeds` is where Solver2's memory enters: soft tokens placed before the sequence
-(none by default).
+`memory` is where Solver2 enters: its gated readout, one vector per sequence, added to
+every input embedding (none by default).
 """
 
 from __future__ import annotations
@@ -63,21 +63,22 @@ class Agent(nn.Module):
         super().__init__()
         self.backbone = backbone
 
-    def logits(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
-               prefix_embeds: torch.Tensor | None = None) -> torch.Tensor:
-        """(B, L, V) logits for each position of the sequence (prefix positions removed)."""
-        if prefix_embeds is None:
-            return self.backbone(input_ids=input_ids, attention_mask=attention_mask,
-                                 use_cache=False).logits
+    def _embed(self, input_ids: torch.Tensor, memory: torch.Tensor | None) -> torch.Tensor:
         embeds = self.backbone.get_input_embeddings()(input_ids)
-        p = prefix_embeds.shape[1]
-        mask = torch.cat([attention_mask.new_ones(attention_mask.shape[0], p), attention_mask], 1)
-        out = self.backbone(inputs_embeds=torch.cat([prefix_embeds.to(embeds.dtype), embeds], 1),
-                            attention_mask=mask, use_cache=False)
-        return out.logits[:, p:]
+        return embeds if memory is None else embeds + memory.to(embeds.dtype).unsqueeze(1)
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
+                memory: torch.Tensor | None = None, hidden: bool = False):
+        """(B, L, V) logits for every position (teacher forcing); with `hidden`, also the
+        (B, L, H) last hidden states. `memory` (B, H) is Solver2's gated readout, added to
+        every input embedding of its sequence."""
+        out = self.backbone(inputs_embeds=self._embed(input_ids, memory), attention_mask=attention_mask,
+                            use_cache=False, output_hidden_states=hidden)
+        return (out.logits, out.hidden_states[-1]) if hidden else out.logits
 
     @torch.no_grad()
-    def greedy(self, prompts: list[list[int]], max_answer: int = MAX_ANSWER_TOKENS) -> list[Grid | None]:
+    def greedy(self, prompts: list[list[int]], memory: torch.Tensor | None = None,
+               max_answer: int = MAX_ANSWER_TOKENS) -> list[Grid | None]:
         """Greedy answers for a batch of prompts; None where no grid was finished in time."""
         device = next(self.backbone.parameters()).device
         b = len(prompts)
@@ -89,7 +90,8 @@ class Agent(nn.Module):
             mask[i, length - len(p):] = 1
         ids, mask = ids.to(device), mask.to(device)
         positions = (mask.cumsum(-1) - 1).clamp_min(0)
-        out = self.backbone(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=True)
+        out = self.backbone(inputs_embeds=self._embed(ids, memory), attention_mask=mask,
+                            position_ids=positions, use_cache=True)
         cache = getattr(out, CACHE_KEY)
         logits = out.logits[:, -1]
         states = [GridConstraint() for _ in range(b)]
@@ -107,8 +109,8 @@ class Agent(nn.Module):
             if all(s.done for s in states):
                 break
             mask = torch.cat([mask, mask.new_ones(b, 1)], 1)
-            out = self.backbone(input_ids=tokens[:, None], attention_mask=mask, position_ids=next_pos,
-                                use_cache=True, **{CACHE_KEY: cache})
+            out = self.backbone(inputs_embeds=self._embed(tokens[:, None], memory), attention_mask=mask,
+                                position_ids=next_pos, use_cache=True, **{CACHE_KEY: cache})
             cache = getattr(out, CACHE_KEY)
             logits = out.logits[:, -1]
             next_pos = next_pos + 1

@@ -4,6 +4,7 @@ Layout: `RUN_DIR/checkpoints/step_0000050/` with
 - `model.safetensors`: the weights that can change (only the adapter and head for LoRA);
 - `optimizer.pt`: optimizer and scheduler state, loaded with `weights_only=True`;
 - `rng.safetensors`: torch RNG states;
+- `solver2.safetensors`, `memory.safetensors` + `memory.json`: Solver2 and its memory bank;
 - `meta.json`: step, epoch, position in the epoch, and the config.
 A checkpoint is written into a temporary folder and renamed into place, then
 `checkpoints/latest` is updated atomically: a crash leaves the previous one intact.
@@ -24,6 +25,7 @@ from safetensors.torch import load_file, save_file
 from .backbone import load_trainable, save_trainable
 from .errors import ArcEfeError
 from .files import atomic_write_text
+from .memory import MemoryBank
 
 KEEP_LAST = 3
 
@@ -37,7 +39,8 @@ class Position:
 
 
 def save_checkpoint(run_dir: Path, model: torch.nn.Module, optimizer, scheduler, pos: Position,
-                    config: dict[str, Any]) -> Path:
+                    config: dict[str, Any], solver2: torch.nn.Module | None = None,
+                    bank: MemoryBank | None = None) -> Path:
     ckpt_root = run_dir / "checkpoints"
     name = f"step_{pos.step:07d}"
     final = ckpt_root / name
@@ -52,6 +55,11 @@ def save_checkpoint(run_dir: Path, model: torch.nn.Module, optimizer, scheduler,
         for i, state in enumerate(torch.cuda.get_rng_state_all()):
             rng[f"cuda{i}"] = state
     save_file(rng, str(tmp / "rng.safetensors"))
+    if solver2 is not None:
+        save_file({k: v.detach().cpu().contiguous() for k, v in solver2.state_dict().items()},
+                  str(tmp / "solver2.safetensors"))
+    if bank is not None:
+        bank.save(tmp)
     (tmp / "meta.json").write_text(json.dumps({**pos.__dict__, "config": config}, indent=1))
     for f in tmp.iterdir():  # make the files durable before the rename publishes them
         with open(f, "rb") as fh:
@@ -74,7 +82,9 @@ def latest_checkpoint(run_dir: Path) -> Path:
     return path
 
 
-def load_checkpoint(path: Path, model: torch.nn.Module, optimizer, scheduler) -> Position:
+def load_checkpoint(path: Path, model: torch.nn.Module, optimizer, scheduler,
+                    solver2: torch.nn.Module | None = None) -> tuple[Position, MemoryBank | None]:
+    """Restore everything in place; returns the data position and the memory bank (if saved)."""
     try:
         meta = json.loads((path / "meta.json").read_text())
         load_trainable(model, path / "model.safetensors")
@@ -82,6 +92,8 @@ def load_checkpoint(path: Path, model: torch.nn.Module, optimizer, scheduler) ->
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
         rng = load_file(str(path / "rng.safetensors"))
+        if solver2 is not None:
+            solver2.load_state_dict(load_file(str(path / "solver2.safetensors")))
     except (OSError, ValueError, KeyError, RuntimeError) as e:
         raise ArcEfeError(f"{path}: checkpoint cannot be loaded: {e}") from None
     torch.set_rng_state(rng["cpu"])
@@ -89,7 +101,8 @@ def load_checkpoint(path: Path, model: torch.nn.Module, optimizer, scheduler) ->
         states = [rng[k] for k in sorted(rng) if k.startswith("cuda")]
         if len(states) == torch.cuda.device_count():
             torch.cuda.set_rng_state_all(states)
-    return Position(meta["step"], meta["epoch"], meta["batch"], meta["epochs_done"])
+    bank = MemoryBank.load(path) if (path / "memory.json").exists() else None
+    return Position(meta["step"], meta["epoch"], meta["batch"], meta["epochs_done"]), bank
 
 
 def _prune(ckpt_root: Path, keep: int) -> None:

@@ -55,7 +55,10 @@ class TrainConfig:
     label_smoothing: float = 0.0
     # Solver2
     success_threshold: str = "exact"
-    memory: bool = False  # no memory bank in this version
+    memory: bool = True
+    memory_top_k: int = 4
+    memory_capacity: int = 10_000
+    solver2_steps: int = 1  # refinement steps; 1 = off
     # evaluation, logging, checkpoints
     val_frequency: int = 1  # epochs
     save_frequency: int = 1  # epochs
@@ -74,7 +77,7 @@ class TrainConfig:
         if self.mode not in MODES:
             raise ConfigError(f"mode must be one of {MODES}, got {self.mode}")
         for name in ("epochs", "batch_size", "grad_accum_steps", "max_len", "val_frequency",
-                     "save_frequency"):
+                     "save_frequency", "memory_top_k", "memory_capacity", "solver2_steps"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(self, name)}")
         if self.max_batches is not None and self.max_batches < 1:
@@ -152,8 +155,17 @@ def add_train_args(p: argparse.ArgumentParser) -> None:
     for name, w in DEFAULT_WEIGHTS.items():
         g.add_argument(f"--{name}-weight", type=float, default=w, help=f"weight of the {name} term")
     g.add_argument("--label-smoothing", type=float, default=d.label_smoothing)
+    g = p.add_argument_group("Solver2")
     g.add_argument("--success-threshold", default=d.success_threshold,
-                   help="when a query counts as solved: 'exact' or a per-query risk such as 0.05")
+                   help="when a query counts as solved and is stored: 'exact' (greedy answer exactly "
+                        "right) or a per-query risk such as 0.05")
+    g.add_argument("--no-memory", dest="memory", action="store_false",
+                   help="no memory bank: nothing stored or retrieved")
+    g.add_argument("--memory-top-k", type=int, default=d.memory_top_k, help="neighbours retrieved per query")
+    g.add_argument("--memory-capacity", type=int, default=d.memory_capacity,
+                   help="entries kept; past it the oldest goes")
+    g.add_argument("--solver2-steps", type=int, default=d.solver2_steps,
+                   help="refinement steps (1 = off): the model revises its own draft")
     g = p.add_argument_group("evaluation and output")
     g.add_argument("--val-frequency", type=int, default=d.val_frequency, help="validate every N epochs")
     g.add_argument("--save-frequency", type=int, default=d.save_frequency, help="checkpoint every N epochs")

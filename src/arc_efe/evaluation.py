@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from typing import Sequence
 
+import torch
+
 from .agent import Agent
 from .data import Grid, grids_equal
 from .dataset import Query
@@ -21,8 +23,10 @@ from .views import View
 DECODE_BATCH = 8
 
 
-def decode_queries(agent: Agent, queries: Sequence[Query], view: View, max_len: int) -> list[Grid | None]:
-    """Greedy answers for queries seen through a dihedral/colour `view`, mapped back."""
+def decode_queries(agent: Agent, queries: Sequence[Query], view: View, max_len: int,
+                   memory: torch.Tensor | None = None) -> list[Grid | None]:
+    """Greedy answers for queries seen through `view`, mapped back. `memory` (Q, H) holds
+    Solver2's readout for each query, when there is one."""
     prompts: list[list[int] | None] = []
     for q in queries:
         try:
@@ -37,7 +41,8 @@ def decode_queries(agent: Agent, queries: Sequence[Query], view: View, max_len: 
     try:
         for start in range(0, len(todo), DECODE_BATCH):
             chunk = todo[start:start + DECODE_BATCH]
-            for i, grid in zip(chunk, agent.greedy([prompts[i] for i in chunk])):
+            mem = None if memory is None else memory[chunk]
+            for i, grid in zip(chunk, agent.greedy([prompts[i] for i in chunk], mem)):
                 answers[i] = None if grid is None else view.invert_grid(grid)
     finally:
         agent.train(was_training)

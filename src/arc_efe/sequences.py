@@ -28,10 +28,15 @@ class Example:
     tokens: list[int]
     answer_start: int  # index of the first answer token in `tokens`
     answer_len: int
-    query_id: int = -1  # position of the query in its batch (pairs two views of it)
+    kind: str = "forward"  # "forward", "inverse" (predict the input) or "refine" (revise a draft)
     cell_pos: np.ndarray | None = None  # original cell (row-major) -> index within the answer
     vocab_map: list[int] | None = None  # original token -> token under the view
     dropped: int = 0
+    context_end: int = 0  # tokens before the query's IN marker: the demonstrations
+
+
+def _context_end(prompt: list[int], query_input) -> int:
+    return len(prompt) - (query_input.shape[0] * (query_input.shape[1] + 1) + 2)
 
 
 def view_pairs(pairs: Sequence[Pair], view: View) -> list[Pair]:
@@ -60,17 +65,19 @@ def forward_example(query: Query, view: View, max_len: int | None) -> Example:
     q_out = view.apply_grid(target.output)
     enc = encode_task(ctx, q_in, q_out, max_len)
     h, w = target.output.shape
-    return Example(enc.tokens, len(enc.prompt), len(enc.answer), -1,
-                   cell_positions(h, w, view.dihedral),
-                   list(view.colours) + NON_COLOUR_TOKENS, enc.dropped)
+    return Example(enc.tokens, len(enc.prompt), len(enc.answer), "forward",
+                   cell_positions(h, w, view.dihedral), list(view.colours) + NON_COLOUR_TOKENS,
+                   enc.dropped, _context_end(enc.prompt, q_in))
 
 
 def inverse_example(query: Query, view: View, max_len: int | None) -> Example:
     """The inverse task: predict the query's input from its output, demonstrations reversed."""
     ctx = [Pair(p.output, p.input) for p in view_pairs(query.context, view)]
     target = query.target
-    enc = encode_task(ctx, view.apply_grid(target.output), view.apply_grid(target.input), max_len)
-    return Example(enc.tokens, len(enc.prompt), len(enc.answer), dropped=enc.dropped)
+    q_in = view.apply_grid(target.output)
+    enc = encode_task(ctx, q_in, view.apply_grid(target.input), max_len)
+    return Example(enc.tokens, len(enc.prompt), len(enc.answer), "inverse", dropped=enc.dropped,
+                   context_end=_context_end(enc.prompt, q_in))
 
 
 @dataclass

@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Callable, Sequence
@@ -32,14 +32,17 @@ from .device import autocast, default_dtype, resolve_device
 from .diagnosis import diagnose, load_run, write_diagnosis
 from .evaluation import exact_accuracy, pass_at_2
 from .files import atomic_write_json
-from .loss import COMPONENTS, EFELoss
+from .loss import COMPONENTS, EFELoss, risk_sum
 from .metrics import MetricsLog
+from .memory import MemoryBank
 from .sequences import Example, aligned_cells, collate, forward_example, inverse_example
+from .solver2 import MemoryWriter, Solver2, corrupt, draft_tokens_for, refine_example, task_keys
 from .sources import load_tasks
 from .tokens import SequenceTooLong, encode_task
 from .views import View, random_view
 
 LN_V = math.log(16)
+LN_2 = math.log(2)
 
 
 @dataclass
@@ -51,6 +54,7 @@ class StepResult:
     views: list[View]
     risk: list[float]  # per-query risk of the forward view (normalised like the loss)
     cells_right: list[bool]  # every answer token argmax-right under teacher forcing
+    retrieved: int = 0  # queries that found at least one memory entry
 
 
 StepCallback = Callable[[StepResult], None]
@@ -72,7 +76,20 @@ class Run:
     log: MetricsLog
     pos: Position
     steps_per_epoch: int
-    history: list[dict] = field(default_factory=list)
+    solver2: Solver2 | None = None
+    bank: MemoryBank | None = None
+    writer: MemoryWriter | None = None
+
+
+@dataclass
+class MicroBatch:
+    queries: list[Query]
+    views: list[View]  # each query's training view (its first forward example)
+    examples: list[Example]
+    owner: list[int]  # query (index into `queries`) of each example
+    pairs: list[tuple[int, int]]  # two forward examples of one query, for consistency
+    first: list[int]  # each query's first forward example
+    halt: list[tuple[int, int, bool]]  # refine examples: (example, halting position, draft right)
 
 
 def _fits(q: Query, max_len: int) -> bool:
@@ -91,11 +108,12 @@ def _training_queries(tasks, max_len: int) -> list[Query]:
 
 
 def _micro_batches_per_epoch(cfg: TrainConfig, n_queries: int) -> int:
-    n = math.ceil(n_queries / cfg.batch_size)
-    return min(n, cfg.max_batches) if cfg.max_batches else n
+    """A pass over the queries, or exactly --max-batches when given: a small data set is then
+    passed over several times (reshuffled each pass), a large one cut short."""
+    return cfg.max_batches or math.ceil(n_queries / cfg.batch_size)
 
 
-def _param_groups(cfg: TrainConfig, agent: Agent, loss_fn: EFELoss) -> list[dict]:
+def _param_groups(cfg: TrainConfig, agent: Agent, loss_fn: EFELoss, solver2: Solver2 | None) -> list[dict]:
     """backbone (--qwen-lr), agent head (--agent-lr), Solver2 (2x), loss parameters (0.5x).
 
     Weight decay applies to matrices only (norm scales and biases are left alone).
@@ -103,6 +121,7 @@ def _param_groups(cfg: TrainConfig, agent: Agent, loss_fn: EFELoss) -> list[dict
     groups = []
     named = [("backbone", backbone_parameters(agent.backbone), cfg.backbone_lr),
              ("agent", head_parameters(agent.backbone), cfg.agent_lr),
+             ("solver2", list(solver2.parameters()) if solver2 is not None else [], cfg.agent_lr * 2),
              ("loss", [p for p in loss_fn.parameters() if p.requires_grad], cfg.agent_lr * 0.5)]
     for name, params, lr in named:
         for decay in (True, False):
@@ -149,9 +168,14 @@ def setup(cfg: TrainConfig, resume: str | Path | None = None) -> Run:
     for p in head_parameters(backbone):  # the head always learns: keep it in float32
         p.data = p.data.float()
     agent = Agent(backbone)
+    hidden = backbone.get_input_embeddings().embedding_dim
+    solver2 = None
+    if cfg.memory or cfg.solver2_steps > 1:
+        solver2 = Solver2(hidden, top_k=cfg.memory_top_k, steps=cfg.solver2_steps).to(device)
+    bank = MemoryBank(hidden, cfg.memory_capacity) if cfg.memory else None
     loss_fn = EFELoss(**{f"{k}_weight": v for k, v in cfg.weights.items()},
                       label_smoothing=cfg.label_smoothing)
-    optimizer = torch.optim.AdamW(_param_groups(cfg, agent, loss_fn), betas=(0.9, 0.95))
+    optimizer = torch.optim.AdamW(_param_groups(cfg, agent, loss_fn, solver2), betas=(0.9, 0.95))
     n_micro = _micro_batches_per_epoch(cfg, len(queries))
     steps_per_epoch = math.ceil(n_micro / cfg.grad_accum_steps)
     scheduler = torch.optim.lr_scheduler.LambdaLR(
@@ -170,8 +194,13 @@ def setup(cfg: TrainConfig, resume: str | Path | None = None) -> Run:
     log = MetricsLog(run_dir, cfg.tensorboard)
     pos = Position(0, 0, 0, 0)
     if resume is not None:
-        pos = load_checkpoint(latest_checkpoint(run_dir), agent.backbone, optimizer, scheduler)
+        pos, loaded_bank = load_checkpoint(latest_checkpoint(run_dir), agent.backbone, optimizer,
+                                           scheduler, solver2)
+        bank = loaded_bank if cfg.memory else None
         log.truncate_after(pos.step, pos.epochs_done)
+    writer = None
+    if bank is not None:
+        writer = MemoryWriter(agent, solver2, bank, cfg.success_threshold, cfg.max_len, device)
 
     print(f"data: {data}: {len(fit_tasks)} training tasks ({len(queries)} queries), "
           f"{len(val_tasks)} validation tasks")
@@ -179,36 +208,54 @@ def setup(cfg: TrainConfig, resume: str | Path | None = None) -> Run:
     if cfg.mode == "frozen":
         print("warning: the Qwen backbone is frozen: only the output head will learn "
               "(use --no-freeze-qwen to train it)")
+    if bank is not None:
+        print(f"Solver2 memory: on (top {cfg.memory_top_k}, success rule: {cfg.success_threshold}, "
+              f"{len(bank)} entries)")
     return Run(cfg, run_dir, device, dtype, agent, loss_fn, optimizer, scheduler, queries,
-               eval_queries, val_queries, log, pos, steps_per_epoch)
+               eval_queries, val_queries, log, pos, steps_per_epoch, solver2, bank, writer)
 
 
-def build_micro_batch(run: Run, epoch: int, b: int, order: np.ndarray):
-    """Examples of micro-batch b of an epoch; views drawn from an RNG seeded by (seed, epoch, b)."""
+def _pass_order(cfg: TrainConfig, n: int, epoch: int, p: int) -> np.ndarray:
+    return np.random.default_rng([cfg.seed, epoch, p]).permutation(n)
+
+
+def build_micro_batch(run: Run, epoch: int, b: int) -> MicroBatch:
+    """Micro-batch b of an epoch. Queries come from reshuffled passes over the training
+    queries; views from an RNG seeded by (seed, epoch, b): a resumed run sees the same ones."""
     cfg = run.cfg
-    rng = np.random.default_rng([cfg.seed, epoch, b])
-    idx = order[b * cfg.batch_size:(b + 1) * cfg.batch_size]
-    queries = [run.queries[i] for i in idx]
-    examples: list[Example] = []
-    pairs: list[tuple[int, int]] = []
-    views: list[View] = []
-    first: list[int] = []
+    per_pass = math.ceil(len(run.queries) / cfg.batch_size)
+    p, j = divmod(b, per_pass)
+    idx = _pass_order(cfg, len(run.queries), epoch, p)[j * cfg.batch_size:(j + 1) * cfg.batch_size]
+    rng = np.random.default_rng([cfg.seed, epoch, b, 1])
+    mb = MicroBatch([run.queries[i] for i in idx], [], [], [], [], [], [])
     want_second = cfg.augment and cfg.weights["consistency"] > 0
-    for q in queries:
+
+    def add(k: int, e: Example) -> int:
+        mb.examples.append(e)
+        mb.owner.append(k)
+        return len(mb.examples) - 1
+
+    for k, q in enumerate(mb.queries):
         n = len(q.context)
         view = random_view(rng, n) if cfg.augment else View()
-        views.append(view)
-        first.append(len(examples))
-        examples.append(forward_example(q, view, cfg.max_len))
+        mb.views.append(view)
+        base = forward_example(q, view, cfg.max_len)
+        mb.first.append(add(k, base))
         if want_second:
-            pairs.append((len(examples) - 1, len(examples)))
-            examples.append(forward_example(q, random_view(rng, n), cfg.max_len))
+            mb.pairs.append((mb.first[-1], add(k, forward_example(q, random_view(rng, n), cfg.max_len))))
         if cfg.weights["bidirectional"] > 0:
             try:
-                examples.append(inverse_example(q, view, cfg.max_len))
+                add(k, inverse_example(q, view, cfg.max_len))
             except SequenceTooLong:
                 pass  # the inverse of this query does not fit; its forward terms still count
-    return queries, views, examples, pairs, first
+        target = view.apply_grid(q.target.output)
+        for _ in range(cfg.solver2_steps - 1):
+            # a right draft a quarter of the time, so the halting head sees both answers
+            rate = 0.0 if rng.random() < 0.25 else float(rng.uniform(0.02, 0.3))
+            draft = corrupt(target, rate, rng)
+            r = refine_example(base, draft_tokens_for(draft), target, draft)
+            mb.halt.append((add(k, r.example), r.halt_pos, r.draft_right))
+    return mb
 
 
 def _segments(offsets: list[int], examples: Sequence[Example], which: Sequence[int], device) -> torch.Tensor:
@@ -216,39 +263,61 @@ def _segments(offsets: list[int], examples: Sequence[Example], which: Sequence[i
                       for i in which]) if which else torch.zeros(0, dtype=torch.long, device=device)
 
 
-def train_step(run: Run, epoch: int, micro: list, step: int) -> tuple[dict, StepResult]:
+def _memory_vectors(run: Run, mb: MicroBatch) -> tuple[torch.Tensor | None, int]:
+    """Solver2's readout for each example of a micro-batch (None while the bank is empty).
+
+    Retrieval leaves out the query's own task, so the model cannot copy its own answer."""
+    if run.bank is None or len(run.bank) == 0:
+        return None, 0
+    keys = task_keys(run.agent.backbone, [mb.examples[i] for i in mb.first], run.device)
+    per_query, found = run.solver2.readout(run.bank, keys, [q.task.id for q in mb.queries])
+    per_example = per_query[mb.owner]
+    inverse = torch.tensor([e.kind == "inverse" for e in mb.examples], device=run.device)
+    return per_example.masked_fill(inverse[:, None], 0.0), found
+
+
+def train_step(run: Run, epoch: int, micro: list[MicroBatch], step: int) -> tuple[dict, StepResult]:
     """Forward/backward every micro-batch of one optimizer step, then clip and step."""
     cfg, agent = run.cfg, run.agent
-    counts = {"answer": 0, "consistency": 0, "inverse": 0}
-    for _, _, examples, pairs, _ in micro:
-        for e in examples:
-            counts["answer" if e.cell_pos is not None else "inverse"] += e.answer_len
-        counts["consistency"] += sum(len(examples[i].cell_pos) for i, _ in pairs)
+    counts = {"answer": 0, "consistency": 0, "inverse": 0, "refine": 0, "halt": 0}
+    for mb in micro:
+        for e in mb.examples:
+            counts[{"forward": "answer", "inverse": "inverse", "refine": "refine"}[e.kind]] += e.answer_len
+        counts["consistency"] += sum(len(mb.examples[i].cell_pos) for i, _ in mb.pairs)
+        counts["halt"] += len(mb.halt)
     components = {name: 0.0 for name in COMPONENTS}
     loss_value, tokens = 0.0, 0
     result = StepResult(step, epoch, [], [], [], [])
-    for queries, views, examples, pairs, first in micro:
-        batch = collate(examples).to(run.device)
+    for mb in micro:
+        batch = collate(mb.examples).to(run.device)
         tokens += batch.n_tokens
+        memory, found = _memory_vectors(run, mb)
+        result.retrieved += found
         with autocast(run.device, run.dtype):
-            logits = agent.logits(batch.input_ids, batch.attention_mask)
+            if mb.halt:  # the halting head reads hidden states
+                logits, hidden = agent(batch.input_ids, batch.attention_mask, memory, hidden=True)
+            else:
+                logits, hidden = agent(batch.input_ids, batch.attention_mask, memory), None
         answer_logits = logits[batch.rows, batch.cols].float()
-        fwd = [i for i, e in enumerate(examples) if e.cell_pos is not None]
-        inv = [i for i, e in enumerate(examples) if e.cell_pos is None]
-        f_idx = _segments(batch.offsets, examples, fwd, run.device)
-        i_idx = _segments(batch.offsets, examples, inv, run.device)
-        out = run.loss_fn(answer_logits[f_idx], batch.targets[f_idx],
-                          consistency=aligned_cells(answer_logits, batch.offsets, examples, pairs),
-                          inverse=(answer_logits[i_idx], batch.targets[i_idx]), counts=counts)
+        kinds = [e.kind for e in mb.examples]
+        idx = {kind: _segments(batch.offsets, mb.examples, [i for i, k in enumerate(kinds) if k == kind],
+                               run.device) for kind in ("forward", "inverse", "refine")}
+        step_term = None
+        if mb.halt:
+            step_term = _step_term(run, answer_logits, batch, hidden, idx["refine"], mb, counts)
+        out = run.loss_fn(answer_logits[idx["forward"]], batch.targets[idx["forward"]],
+                          consistency=aligned_cells(answer_logits, batch.offsets, mb.examples, mb.pairs),
+                          inverse=(answer_logits[idx["inverse"]], batch.targets[idx["inverse"]]),
+                          step=step_term, counts=counts)
         out.total.backward()
         loss_value += float(out.total.detach())
         for name, v in out.components.items():
             components[name] += v
-        with torch.no_grad():  # per-query figures for the step callbacks
+        with torch.no_grad():  # per-query figures for the step callbacks (Solver2's success rule)
             nll = torch.nn.functional.cross_entropy(answer_logits, batch.targets, reduction="none")
             right = answer_logits.argmax(-1) == batch.targets
-            for q, v, i in zip(queries, views, first):
-                seg = slice(batch.offsets[i], batch.offsets[i] + examples[i].answer_len)
+            for q, v, i in zip(mb.queries, mb.views, mb.first):
+                seg = slice(batch.offsets[i], batch.offsets[i] + mb.examples[i].answer_len)
                 result.queries.append(q)
                 result.views.append(v)
                 result.risk.append(float(nll[seg].mean()) / LN_V)
@@ -266,6 +335,19 @@ def train_step(run: Run, epoch: int, micro: list, step: int) -> tuple[dict, Step
     return stats, result
 
 
+def _step_term(run: Run, answer_logits: torch.Tensor, batch, hidden: torch.Tensor, refine_idx: torch.Tensor,
+               mb: MicroBatch, counts: dict[str, int]) -> torch.Tensor:
+    """Refinement: the risk of the revised answers plus the halting head's binary
+    cross-entropy (/ ln 2, so a coin-flip head scores 1), each per token / per draft of the step."""
+    risk = risk_sum(answer_logits[refine_idx], batch.targets[refine_idx]) / max(counts["refine"], 1)
+    rows = torch.tensor([i for i, _, _ in mb.halt], device=run.device)
+    cols = torch.tensor([p for _, p, _ in mb.halt], device=run.device)
+    target = torch.tensor([float(r) for _, _, r in mb.halt], device=run.device)
+    halt_logit = run.solver2.halt(hidden[rows, cols].float()).squeeze(-1)
+    bce = torch.nn.functional.binary_cross_entropy_with_logits(halt_logit, target, reduction="sum")
+    return risk + bce / (LN_2 * max(counts["halt"], 1))
+
+
 def validate(run: Run, epoch: int) -> tuple[tuple[int, int], float | None, int]:
     right, total = exact_accuracy(run.agent, run.eval_queries, run.cfg.max_len)
     val, n_val = None, 0
@@ -279,12 +361,14 @@ def fit(run: Run, callbacks: Sequence[StepCallback] = ()) -> Path:
     cfg, pos = run.cfg, run.pos
     n_micro = _micro_batches_per_epoch(cfg, len(run.queries))
     t_start = time.time()
+    callbacks = ([run.writer] if run.writer is not None else []) + list(callbacks)
     for epoch in range(pos.epoch, cfg.epochs):
-        order = np.random.default_rng([cfg.seed, epoch]).permutation(len(run.queries))
         b = pos.batch if epoch == pos.epoch else 0
+        if run.writer is not None:
+            run.writer.reset_counts()
         epoch_losses: list[float] = []
         epoch_components = {name: [] for name in COMPONENTS}
-        nan_skipped = 0
+        nan_skipped = retrieved = 0
         t_epoch = time.time()
         bar = tqdm(total=n_micro, initial=b, desc=f"epoch {epoch + 1}/{cfg.epochs}",
                    unit="batch", dynamic_ncols=True, file=sys.stderr)
@@ -293,7 +377,7 @@ def fit(run: Run, callbacks: Sequence[StepCallback] = ()) -> Path:
             # 1. micro-batches of this step (their views are fixed by seed, epoch and index)
             t0 = time.time()
             last = min(b + cfg.grad_accum_steps, n_micro)
-            micro = [build_micro_batch(run, epoch, i, order) for i in range(b, last)]
+            micro = [build_micro_batch(run, epoch, i) for i in range(b, last)]
             lr = run.optimizer.param_groups[0]["lr"]
             # 2. forward, backward, clip, step
             stats, result = train_step(run, epoch, micro, pos.step)
@@ -303,6 +387,7 @@ def fit(run: Run, callbacks: Sequence[StepCallback] = ()) -> Path:
             pos.epoch, pos.batch = epoch, b
             dt = time.time() - t0
             nan_skipped += stats["skipped"]
+            retrieved += result.retrieved
             if not stats["skipped"]:
                 epoch_losses.append(stats["loss"])
                 for name, v in stats["components"].items():
@@ -323,13 +408,18 @@ def fit(run: Run, callbacks: Sequence[StepCallback] = ()) -> Path:
         record = {"kind": "epoch", "epoch": epoch + 1, "train_loss": mean(epoch_losses),
                   "components": {k: mean(v) for k, v in epoch_components.items()},
                   "train_accuracy": right / max(total, 1), "val_accuracy": val,
-                  "memory_adds": 0, "memory_queries": 0, "memory_size": 0, "nan_skipped": nan_skipped,
+                  "memory_adds": run.writer.adds if run.writer else 0,
+                  "memory_queries": run.writer.queries if run.writer else 0,
+                  "memory_size": len(run.bank) if run.bank is not None else 0,
+                  "memory_retrieved": retrieved, "nan_skipped": nan_skipped,
                   "seconds": time.time() - t_epoch}
         run.log.log(record)
         _print_epoch_report(run, record, right, total, n_val, time.time() - t_start)
         if (epoch + 1) % cfg.save_frequency == 0 or epoch + 1 == cfg.epochs:
             save_checkpoint(run.run_dir, run.agent.backbone, run.optimizer, run.scheduler, pos,
-                            cfg.to_dict())
+                            cfg.to_dict(), run.solver2, run.bank)
+    if run.bank is not None:
+        run.bank.save(run.run_dir / "memory")
     run.log.close()
     print(f"run folder: {run.run_dir}")
     return run.run_dir
@@ -341,8 +431,12 @@ def _print_epoch_report(run: Run, rec: dict, right: int, total: int, n_val: int,
            else f"{rec['val_accuracy'] * 100:.2f}% (pass@2 over {n_val} tasks)")
     print(f"\nEpoch {rec['epoch']}/{run.cfg.epochs}")
     print(f"  Loss: {rec['train_loss']:.4f}  ({comps})")
-    print(f"  Memory bank updates: {rec['memory_adds']}/{rec['memory_queries']} "
-          "(no memory bank in this build: Solver2 is not part of it yet)")
+    if run.bank is None:
+        print("  Memory bank updates: 0/0 (memory off: --no-memory)")
+    else:
+        print(f"  Memory bank updates: {rec['memory_adds']}/{rec['memory_queries']} "
+              f"(bank holds {rec['memory_size']} verified solutions; "
+              f"{rec['memory_retrieved']} queries retrieved from it)")
     print(f"  Training Accuracy: {rec['train_accuracy'] * 100:.2f}% ({right}/{total} grids correct)")
     print(f"  Validation Accuracy: {val}")
     print(f"  NaN/inf steps skipped: {rec['nan_skipped']}")

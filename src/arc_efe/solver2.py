@@ -1,0 +1,212 @@
+"""Solver2: the memory-augmented solver around the Agent.
+
+- Task encoder: the backbone's last hidden states, mean-pooled over a query's
+  demonstrations, give the task key (L2-normalised); pooled over a solved answer they give
+  the solution embedding. The same function serves training and inference.
+- Retrieval: the top-k memory entries (cosine similarity; the query's own task left out
+  during training) are mixed by a softmax over their similarities, projected to the
+  backbone's width and added to every input embedding of the query's sequence through a
+  tanh gate that starts at zero (as in Flamingo's gated cross-attention). At zero the model
+  is exactly the model without memory, so an empty or useless memory cannot hurt; the gate's
+  gradient is not zero, so it opens once the memory helps.
+- Refinement (`steps` K > 1): the model sees a draft answer after the query and writes a
+  revised one: `... IN query OUT draft OUT answer END`. A halting head reads the hidden
+  state at the second OUT and predicts whether the draft is already exactly right.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .data import Grid, grids_equal
+from .evaluation import decode_queries
+from .memory import MemoryBank
+from .sequences import Example, collate, forward_example, view_pairs
+from .tokens import OUT, PAD, answer_tokens, encode_task
+
+
+class Solver2(nn.Module):
+    def __init__(self, hidden: int, top_k: int = 4, temperature: float = 0.1, steps: int = 1):
+        super().__init__()
+        self.top_k = top_k
+        self.temperature = temperature
+        self.steps = steps
+        self.proj = nn.Sequential(nn.Linear(2 * hidden, hidden), nn.SiLU(), nn.Linear(hidden, hidden))
+        self.gate = nn.Parameter(torch.zeros(()))
+        self.halt = nn.Linear(hidden, 1)
+
+    def readout(self, bank: MemoryBank, keys: torch.Tensor,
+                exclude_tasks: list[str | None] | None = None) -> tuple[torch.Tensor, int]:
+        """(B, hidden) memory vectors to add to each query's embeddings; and how many queries
+        found at least one neighbour."""
+        device = self.gate.device
+        out = torch.zeros(keys.shape[0], self.proj[-1].out_features, device=device)
+        if len(bank) == 0:
+            return out, 0
+        nb = bank.search(keys, self.top_k, exclude_tasks)
+        valid = nb.index >= 0
+        found = valid.any(-1)
+        if not bool(found.any()):
+            return out, 0
+        idx = nb.index.clamp_min(0)
+        mem = torch.cat([bank.keys[idx], bank.values[idx]], -1).to(device)  # (B, k, 2h)
+        weights = torch.softmax(nb.similarity.to(device) / self.temperature, -1)
+        weights = torch.where(valid.to(device), weights, torch.zeros_like(weights)).nan_to_num(0.0)
+        mixed = (weights.unsqueeze(-1) * self.proj(mem)).sum(1)
+        return torch.tanh(self.gate) * mixed, int(found.sum())
+
+
+@torch.no_grad()
+def task_keys(backbone: nn.Module, examples: list[Example], device: torch.device) -> torch.Tensor:
+    """Task keys of examples: last hidden states mean-pooled over their demonstrations."""
+    contexts = [e.tokens[: max(e.context_end, 1)] for e in examples]
+    length = max(len(c) for c in contexts)
+    ids = torch.full((len(contexts), length), PAD, dtype=torch.long)
+    mask = torch.zeros((len(contexts), length), dtype=torch.long)
+    for i, c in enumerate(contexts):
+        ids[i, : len(c)] = torch.tensor(c)
+        mask[i, : len(c)] = 1
+    ids, mask = ids.to(device), mask.to(device)
+    hidden = backbone(input_ids=ids, attention_mask=mask, output_hidden_states=True,
+                      use_cache=False).hidden_states[-1].float()
+    pooled = (hidden * mask.unsqueeze(-1)).sum(1) / mask.sum(1, keepdim=True)
+    return F.normalize(pooled, dim=-1)
+
+
+def solution_embedding(hidden: torch.Tensor, row: int, start: int, length: int) -> torch.Tensor:
+    """Mean of a sequence's last hidden states over its answer tokens (positions start..)."""
+    return hidden[row, start: start + length].float().mean(0).detach()
+
+
+def corrupt(grid: Grid, rate: float, rng: np.random.Generator) -> Grid:
+    """A draft for refinement training: each cell recoloured at random with probability `rate`."""
+    flip = rng.random(grid.shape) < rate
+    noise = rng.integers(0, 10, size=grid.shape).astype(grid.dtype)
+    return np.where(flip, noise, grid)
+
+
+@dataclass
+class RefineExample:
+    example: Example
+    halt_pos: int  # position of the second OUT: its hidden state sees the whole draft
+    draft_right: bool
+
+
+def refine_example(base: Example, draft_tokens: list[int], target: Grid, draft: Grid) -> RefineExample:
+    """`base` (a forward example) with a draft and a second OUT inserted before its answer."""
+    prompt = base.tokens[: base.answer_start]
+    answer = base.tokens[base.answer_start:]
+    tokens = prompt + draft_tokens + [OUT] + answer
+    start = len(prompt) + len(draft_tokens) + 1
+    ex = Example(tokens, start, len(answer), "refine", dropped=base.dropped,
+                 context_end=base.context_end)
+    return RefineExample(ex, start - 1, grids_equal(draft, target))
+
+
+def draft_tokens_for(draft: Grid) -> list[int]:
+    return answer_tokens(draft)[:-1]  # the draft's rows, without END: OUT follows
+
+
+class MemoryWriter:
+    """Solver2's success rule, called after every optimizer step with the step's queries.
+
+    `threshold="exact"`: a query is solved when the Agent's greedy answer (under its training
+    view, mapped back) equals the target exactly. Decoding every query every step would
+    cost more than the step, so only queries whose teacher-forced answer had every token
+    right are decoded: that is necessary for an exact greedy answer, and rare until the
+    model is good. A number instead (e.g. 0.05): solved when the query's per-token risk is
+    under it, with no decoding.
+    Every query checked counts in `queries`; every stored solution in `adds`.
+    """
+
+    def __init__(self, agent, solver2: Solver2, bank: MemoryBank, threshold: str, max_len: int,
+                 device: torch.device):
+        self.agent, self.solver2, self.bank = agent, solver2, bank
+        self.exact = threshold == "exact"
+        self.limit = None if self.exact else float(threshold)
+        self.max_len, self.device = max_len, device
+        self.reset_counts()
+
+    def reset_counts(self) -> None:
+        self.adds = 0
+        self.queries = 0
+
+    @torch.no_grad()
+    def __call__(self, result) -> None:
+        self.queries += len(result.queries)
+        if self.exact:
+            cand = [i for i, ok in enumerate(result.cells_right) if ok]
+        else:
+            cand = [i for i, r in enumerate(result.risk) if r < self.limit]
+        if not cand:
+            return
+        queries = [result.queries[i] for i in cand]
+        views = [result.views[i] for i in cand]
+        examples = [forward_example(q, v, self.max_len) for q, v in zip(queries, views)]
+        keys = task_keys(self.agent.backbone, examples, self.device)
+        memory, _ = self.solver2.readout(self.bank, keys, [q.task.id for q in queries])
+        solved = [True] * len(cand)
+        if self.exact:
+            for k, (q, v) in enumerate(zip(queries, views)):
+                answer = decode_queries(self.agent, [q], v, self.max_len, memory[k:k + 1])[0]
+                solved[k] = grids_equal(answer, q.target.output)
+        batch = collate(examples).to(self.device)
+        _, hidden = self.agent(batch.input_ids, batch.attention_mask, memory, hidden=True)
+        for k, i in enumerate(cand):
+            if not solved[k]:
+                continue
+            e, q, v = examples[k], queries[k], views[k]
+            value = solution_embedding(hidden, k, e.answer_start, e.answer_len)
+            meta = {"task_id": q.task.id, "split": q.split, "index": q.index, "epoch": result.epoch + 1,
+                    "step": result.step + 1, "risk": result.risk[i], "dihedral": v.dihedral,
+                    "colours": list(v.colours), "source": "exact" if self.exact else "risk"}
+            if self.bank.add(keys[k], value, meta):
+                self.adds += 1
+
+
+@torch.no_grad()
+def solve_with_refinement(agent, solver2: Solver2, queries, view, max_len: int,
+                          memory: torch.Tensor | None = None,
+                          halt_at: float = 0.9) -> list[tuple[Grid | None, int]]:
+    """Answers after up to `solver2.steps` drafts, and how many drafts each took.
+
+    The first draft is the greedy answer; each further step shows the model its draft and
+    lets it write a revised one, unless the halting head is at least `halt_at` sure that the
+    draft is already right: then that query stops early.
+    """
+    drafts = decode_queries(agent, queries, view, max_len, memory)  # mapped back
+    used = [1] * len(queries)
+    active = [i for i, d in enumerate(drafts) if d is not None]
+    device = solver2.gate.device
+    for _ in range(solver2.steps - 1):
+        if not active:
+            break
+        prompts = []
+        for i in active:
+            q = queries[i]
+            enc = encode_task(view_pairs(q.context, view), view.apply_grid(q.target.input), None, max_len)
+            prompts.append(enc.prompt + draft_tokens_for(view.apply_grid(drafts[i])) + [OUT])
+        mem = None if memory is None else memory[active]
+        batch_ids = torch.full((len(prompts), max(map(len, prompts))), PAD, dtype=torch.long)
+        mask = torch.zeros_like(batch_ids)
+        for r, p in enumerate(prompts):
+            batch_ids[r, : len(p)] = torch.tensor(p)
+            mask[r, : len(p)] = 1
+        _, hidden = agent(batch_ids.to(device), mask.to(device), mem, hidden=True)
+        last = torch.tensor([len(p) - 1 for p in prompts], device=device)
+        sure = torch.sigmoid(solver2.halt(hidden[torch.arange(len(prompts), device=device), last].float()))
+        revise = [(r, i) for r, i in enumerate(active) if float(sure[r]) < halt_at]
+        if not revise:
+            break
+        new = agent.greedy([prompts[r] for r, _ in revise], None if mem is None else mem[[r for r, _ in revise]])
+        for (r, i), grid in zip(revise, new):
+            used[i] += 1
+            if grid is not None:
+                drafts[i] = view.invert_grid(grid)
+        active = [i for _, i in revise]
+    return list(zip(drafts, used))
