@@ -5,7 +5,7 @@
 
 import sys
 
-from arc_efe.train import main
+from arc_efe.cli import train_main
 
 if __name__ == "__main__":
-    sys.exit(main(prog="trainloop_gpu_finetuned.py"))
+    sys.exit(train_main(prog="trainloop_gpu_finetuned.py"))

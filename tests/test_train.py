@@ -122,6 +122,25 @@ def test_overfit_small_tasks_to_100_percent(small_tasks_file, tmp_path):
     assert accuracy == 1.0, f"{right}/{total} after {step} steps"
 
 
+# --- Solver2 in training ---------------------------------------------------------------
+
+RISK_ONLY = {"risk": 1.0, "ambiguity": 0.0, "consistency": 0.0, "bidirectional": 0.0, "step": 0.1}
+
+
+def _easy_cfg(data, tmp_path, **kw):
+    """Four tiny tasks, no views, high lr: the model solves queries within one short epoch."""
+    return _cfg(data, tmp_path, **{**dict(agent_lr=3e-3, augment=False, batch_size=16, warmup_steps=5,
+                                          max_batches=120, weights=dict(RISK_ONLY)), **kw})
+
+
+@pytest.fixture(scope="session")
+def four_tasks_file(small_tasks_file, tmp_path_factory):
+    tasks = load_tasks(small_tasks_file).tasks[:4]
+    path = tmp_path_factory.mktemp("four") / "four.json"
+    path.write_text(json.dumps({t.id: t.to_json() for t in tasks}))
+    return path
+
+
 def _steps(run_dir):
     return [json.loads(l) for l in (Path(run_dir) / "metrics.jsonl").read_text().splitlines()
             if json.loads(l)["kind"] == "step"]
@@ -131,22 +150,29 @@ class Interrupt(Exception):
     pass
 
 
-def test_resume_continues_exactly(small_tasks_file, tmp_path):
-    kw = dict(epochs=2, max_batches=2, agent_lr=1e-3)
-    full = train(_cfg(small_tasks_file, tmp_path, run_name="full", **kw))
+def test_resume_continues_exactly(four_tasks_file, tmp_path):
+    """Stop a run inside its second epoch, resume it: same losses, same memory bank."""
+    from arc_efe.memory import MemoryBank
+
+    kw = dict(epochs=2, max_batches=50)
+    train(_easy_cfg(four_tasks_file, tmp_path, run_name="full", **kw))
 
     def stop_in_epoch_two(result):
-        if result.step >= 2:  # steps count from 0: this is the first step of epoch 2
+        if result.step >= 50:  # steps count from 0: this is the first step of epoch 2
             raise Interrupt
 
     with pytest.raises(Interrupt):
-        train(_cfg(small_tasks_file, tmp_path, run_name="cut", **kw), callbacks=[stop_in_epoch_two])
+        train(_easy_cfg(four_tasks_file, tmp_path, run_name="cut", **kw), callbacks=[stop_in_epoch_two])
     cut = tmp_path / "cut"
-    assert len(_steps(cut)) == 3  # the step of epoch 2 was logged before the interrupt
+    assert len(_steps(cut)) == 51  # the step of epoch 2 was logged before the interrupt
+    saved = MemoryBank.load(cut / "checkpoints" / "step_0000050")
+    assert len(saved) > 0, "the memory should hold solutions by the end of epoch 1"
     train(TrainConfig.from_dict(json.loads((cut / "config.json").read_text())), resume=cut)
-    a, b = _steps(full), _steps(cut)
-    assert [r["step"] for r in b] == [1, 2, 3, 4]
+    a, b = _steps(tmp_path / "full"), _steps(cut)
+    assert [r["step"] for r in b] == list(range(1, 101))
     assert [r["loss"] for r in a] == pytest.approx([r["loss"] for r in b], rel=1e-6)
+    bank_a, bank_b = MemoryBank.load(tmp_path / "full" / "memory"), MemoryBank.load(cut / "memory")
+    assert bank_a.meta == bank_b.meta and torch.allclose(bank_a.keys, bank_b.keys, atol=1e-6)
 
 
 def test_root_script_runs_verbatim(tmp_path):
@@ -173,25 +199,6 @@ def test_bad_setting_is_one_line(tmp_path):
     r = subprocess.run([sys.executable, str(ROOT / "trainloop_gpu_finetuned.py"), "--epochs", "0"],
                        cwd=tmp_path, capture_output=True, text=True, env=env)
     assert r.returncode == 2 and r.stderr.strip() == "error: --epochs must be >= 1, got 0"
-
-
-# --- Solver2 in training ---------------------------------------------------------------
-
-RISK_ONLY = {"risk": 1.0, "ambiguity": 0.0, "consistency": 0.0, "bidirectional": 0.0, "step": 0.1}
-
-
-def _easy_cfg(data, tmp_path, **kw):
-    """Four tiny tasks, no views, high lr: the model solves queries within one short epoch."""
-    return _cfg(data, tmp_path, agent_lr=3e-3, augment=False, batch_size=16, warmup_steps=5,
-                max_batches=120, weights=dict(RISK_ONLY), **kw)
-
-
-@pytest.fixture(scope="session")
-def four_tasks_file(small_tasks_file, tmp_path_factory):
-    tasks = load_tasks(small_tasks_file).tasks[:4]
-    path = tmp_path_factory.mktemp("four") / "four.json"
-    path.write_text(json.dumps({t.id: t.to_json() for t in tasks}))
-    return path
 
 
 def test_memory_fills_with_verified_answers_and_never_sees_its_own_task(four_tasks_file, tmp_path,

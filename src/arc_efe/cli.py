@@ -94,6 +94,41 @@ def cmd_score(args: argparse.Namespace) -> int:
     return 0
 
 
+def config_for_resume(run_dir: Path, args: argparse.Namespace):
+    """The saved config of a run; --epochs, --max-batches and --device may be changed."""
+    from .config import TrainConfig
+    from .diagnosis import load_run
+
+    saved, _ = load_run(run_dir)
+    if not saved:
+        raise ArcEfeError(f"{run_dir}: no config.json; is this a run folder?")
+    cfg = TrainConfig.from_dict(saved)
+    defaults = TrainConfig()
+    for name in ("epochs", "max_batches", "device"):
+        value = getattr(args, name)
+        if value is not None and value != getattr(defaults, name):
+            setattr(cfg, name, value)
+    return cfg
+
+
+def train_main(argv: Sequence[str] | None = None, prog: str = "arc-efe train") -> int:
+    """`arc-efe train` and the root script `trainloop_gpu_finetuned.py`."""
+    from .config import TrainConfig, add_train_args, config_from_args
+    from .train import train
+
+    parser = argparse.ArgumentParser(prog=prog, description="Train an ARC solver on a Qwen backbone "
+                                     "with the EFE objective; prints a report after every epoch.")
+    add_train_args(parser)
+    args = parser.parse_args(argv)
+    try:
+        cfg = config_for_resume(Path(args.resume), args) if args.resume else config_from_args(args)
+        train(cfg, resume=args.resume)
+    except ArcEfeError as e:  # bad input or a bad setting: one line, no traceback
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="arc-efe", description="Train and evaluate ARC-AGI solvers on a Qwen backbone.")
@@ -132,7 +167,6 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["train"]:  # training has its own parser (the users' flags)
-        from .train import main as train_main
         return train_main(argv[1:])
     args = build_parser().parse_args(argv)
     func: Callable[[argparse.Namespace], int] = args.func

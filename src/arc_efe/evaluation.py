@@ -23,12 +23,13 @@ from .views import View
 DECODE_BATCH = 8
 
 
-def decode_queries(agent: Agent, queries: Sequence[Query], view: View, max_len: int,
+def decode_queries(agent: Agent, queries: Sequence[Query], view: View | Sequence[View], max_len: int,
                    memory: torch.Tensor | None = None) -> list[Grid | None]:
-    """Greedy answers for queries seen through `view`, mapped back. `memory` (Q, H) holds
-    Solver2's readout for each query, when there is one."""
+    """Greedy answers for queries seen through `view` (one for all, or one per query), mapped
+    back. `memory` (Q, H) holds Solver2's readout for each query, when there is one."""
+    views = [view] * len(queries) if isinstance(view, View) else list(view)
     prompts: list[list[int] | None] = []
-    for q in queries:
+    for q, view in zip(queries, views):
         try:
             enc = encode_task(view_pairs(q.context, view), view.apply_grid(q.target.input), None, max_len)
             prompts.append(enc.prompt)
@@ -43,7 +44,7 @@ def decode_queries(agent: Agent, queries: Sequence[Query], view: View, max_len: 
             chunk = todo[start:start + DECODE_BATCH]
             mem = None if memory is None else memory[chunk]
             for i, grid in zip(chunk, agent.greedy([prompts[i] for i in chunk], mem)):
-                answers[i] = None if grid is None else view.invert_grid(grid)
+                answers[i] = None if grid is None else views[i].invert_grid(grid)
     finally:
         agent.train(was_training)
     return answers

@@ -47,6 +47,10 @@ class Neighbours:
     index: torch.Tensor  # (Q, k), -1 where there is no neighbour
 
 
+def _ident(meta: dict[str, Any]) -> tuple:
+    return meta["task_id"], meta.get("split"), meta.get("index")
+
+
 class MemoryBank:
     def __init__(self, dim: int, capacity: int = 10_000):
         if capacity < 1:
@@ -56,6 +60,7 @@ class MemoryBank:
         self.keys = torch.zeros(0, dim)
         self.values = torch.zeros(0, dim)
         self.meta: list[dict[str, Any]] = []
+        self._risk: dict[tuple, float] = {}  # query identity -> risk of its stored entry
         self._serial = 0  # insertion counter: order of age
 
     def __len__(self) -> int:
@@ -71,24 +76,29 @@ class MemoryBank:
                 raise ValueError(f"memory entry metadata needs {field!r}")
         key = F.normalize(key.detach().float().reshape(1, self.dim).cpu(), dim=-1)
         value = value.detach().float().reshape(1, self.dim).cpu()
-        ident = (meta["task_id"], meta.get("split"), meta.get("index"))
-        for i, m in enumerate(self.meta):
-            if (m["task_id"], m.get("split"), m.get("index")) == ident:
-                if meta["risk"] > m["risk"]:
-                    return False
-                self._drop(i)
-                break
+        ident = _ident(meta)
+        old = self.stored_risk(meta)
+        if old is not None:
+            if meta["risk"] > old:
+                return False
+            self._drop(next(i for i, m in enumerate(self.meta) if _ident(m) == ident))
         self._serial += 1
         self.meta.append({**meta, "serial": self._serial})
+        self._risk[ident] = meta["risk"]
         self.keys = torch.cat([self.keys, key])
         self.values = torch.cat([self.values, value])
         while len(self) > self.capacity:
             self._drop(0)  # entries are kept in insertion order: index 0 is the oldest
         return True
 
+    def stored_risk(self, meta: dict[str, Any]) -> float | None:
+        """Risk of the entry stored for the same query (task, split, index), if any."""
+        return self._risk.get(_ident(meta))
+
     def _drop(self, i: int) -> None:
         keep = [j for j in range(len(self)) if j != i]
         self.keys, self.values = self.keys[keep], self.values[keep]
+        del self._risk[_ident(self.meta[i])]
         del self.meta[i]
 
     def search(self, query: torch.Tensor, k: int,
@@ -159,5 +169,6 @@ class MemoryBank:
                               f"not match {len(entries)} entries of size {dim} in {jpath.name}")
         bank = cls(dim, capacity)
         bank.keys, bank.values, bank.meta = keys, values, entries
+        bank._risk = {_ident(m): m["risk"] for m in entries}
         bank._serial = int(info.get("serial", len(entries)))
         return bank

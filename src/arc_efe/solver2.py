@@ -132,6 +132,10 @@ class MemoryWriter:
         self.max_len, self.device = max_len, device
         self.reset_counts()
 
+    def _kept_better(self, q, risk: float) -> bool:
+        stored = self.bank.stored_risk({"task_id": q.task.id, "split": q.split, "index": q.index})
+        return stored is not None and stored <= risk
+
     def reset_counts(self) -> None:
         self.adds = 0
         self.queries = 0
@@ -143,6 +147,8 @@ class MemoryWriter:
             cand = [i for i, ok in enumerate(result.cells_right) if ok]
         else:
             cand = [i for i, r in enumerate(result.risk) if r < self.limit]
+        # A query whose stored solution is at least as good would not be replaced: skip it.
+        cand = [i for i in cand if not self._kept_better(result.queries[i], result.risk[i])]
         if not cand:
             return
         queries = [result.queries[i] for i in cand]
@@ -152,9 +158,8 @@ class MemoryWriter:
         memory, _ = self.solver2.readout(self.bank, keys, [q.task.id for q in queries])
         solved = [True] * len(cand)
         if self.exact:
-            for k, (q, v) in enumerate(zip(queries, views)):
-                answer = decode_queries(self.agent, [q], v, self.max_len, memory[k:k + 1])[0]
-                solved[k] = grids_equal(answer, q.target.output)
+            answers = decode_queries(self.agent, queries, views, self.max_len, memory)
+            solved = [grids_equal(a, q.target.output) for a, q in zip(answers, queries)]
         batch = collate(examples).to(self.device)
         _, hidden = self.agent(batch.input_ids, batch.attention_mask, memory, hidden=True)
         for k, i in enumerate(cand):

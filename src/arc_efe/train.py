@@ -451,37 +451,3 @@ def _print_epoch_report(run: Run, rec: dict, right: int, total: int, n_val: int,
 def train(cfg: TrainConfig, resume: str | Path | None = None,
           callbacks: Sequence[StepCallback] = ()) -> Path:
     return fit(setup(cfg, resume), callbacks)
-
-
-def config_for_resume(run_dir: Path, args) -> TrainConfig:
-    """The saved config of a run; --epochs, --max-batches and --device may be changed."""
-    saved, _ = load_run(run_dir)
-    if not saved:
-        raise ArcEfeError(f"{run_dir}: no config.json; is this a run folder?")
-    cfg = TrainConfig.from_dict(saved)
-    defaults = TrainConfig()
-    for name in ("epochs", "max_batches", "device"):
-        value = getattr(args, name)
-        if value is not None and value != getattr(defaults, name):
-            setattr(cfg, name, value)
-    return cfg
-
-
-def main(argv: Sequence[str] | None = None, prog: str = "arc-efe train") -> int:
-    import argparse
-
-    from .config import add_train_args, config_from_args
-    parser = argparse.ArgumentParser(prog=prog, description="Train an ARC solver on a Qwen backbone "
-                                     "with the EFE objective; prints a report after every epoch.")
-    add_train_args(parser)
-    args = parser.parse_args(argv)
-    try:
-        if args.resume:
-            cfg = config_for_resume(Path(args.resume), args)
-        else:
-            cfg = config_from_args(args)
-        train(cfg, resume=args.resume)
-    except ArcEfeError as e:  # bad input or a bad setting: one line, no traceback
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    return 0
