@@ -109,7 +109,7 @@ def test_overfit_small_tasks_to_100_percent(small_tasks_file, tmp_path):
     data = tmp_path / "four.json"
     data.write_text(json.dumps({t.id: t.to_json() for t in tasks}))
     weights = {"risk": 1.0, "ambiguity": 0.0, "consistency": 0.0, "bidirectional": 0.0, "step": 0.0}
-    run = setup(_cfg(data, tmp_path, agent_lr=3e-3, augment=False, batch_size=64, warmup_steps=5,
+    run = setup(_cfg(data, tmp_path, agent_lr=3e-3, augment=False, batch_size=16, warmup_steps=5,
                      weights=weights))
     accuracy = 0.0
     for step in range(1, 301):

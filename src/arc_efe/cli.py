@@ -48,13 +48,31 @@ def cmd_data_show(args: argparse.Namespace) -> int:
     from .display import render_task
     from .sources import load_tasks
 
+    if args.source == "synthetic" or args.source.startswith("synthetic/"):
+        from .synthetic import SyntheticSource
+        task = SyntheticSource(args.source, args.seed).task(int(args.task_id or 0))
+        print(render_task(task, colour=args.color or (sys.stdout.isatty() and not args.no_color)))
+        return 0
     tasks = load_tasks(args.source, args.solutions, args.skip_invalid).by_id()
+    if args.task_id is None:
+        raise ArcEfeError(f"{args.source}: name a task id to show, e.g. {next(iter(tasks))}")
     if args.task_id not in tasks:
         near = sorted(t for t in tasks if t.startswith(args.task_id[:2]))[:5]
         hint = f"; similar ids: {', '.join(near)}" if near else ""
         raise ArcEfeError(f"{args.source}: no task {args.task_id} ({len(tasks)} tasks){hint}")
     colour = args.color or (sys.stdout.isatty() and not args.no_color)
     print(render_task(tasks[args.task_id], colour=colour))
+    return 0
+
+
+def cmd_data_list_families(args: argparse.Namespace) -> int:
+    from .synthetic import FAMILIES
+
+    for kind in sorted({f.kind for f in FAMILIES.values()}):
+        print(f"{kind}:")
+        for f in sorted((f for f in FAMILIES.values() if f.kind == kind), key=lambda f: f.name):
+            print(f"  {f.name:<28} {f.summary}")
+    print(f"{len(FAMILIES)} families; use them as --data synthetic or synthetic/<family>")
     return 0
 
 
@@ -142,10 +160,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_data_validate)
     p = dsub.add_parser("show", help="draw one task in the terminal")
     _add_source_args(p)
-    p.add_argument("task_id")
+    p.add_argument("task_id", nargs="?", default=None,
+                   help="task id; for synthetic sources the task number (default 0)")
+    p.add_argument("--seed", type=int, default=0, help="seed of a synthetic source")
     p.add_argument("--no-color", action="store_true", help="print digits instead of coloured cells")
     p.add_argument("--color", action="store_true", help="colour even when not writing to a terminal")
     p.set_defaults(func=cmd_data_show)
+    p = dsub.add_parser("list-families", help="list the generated task families")
+    p.set_defaults(func=cmd_data_list_families)
     p = dsub.add_parser("export", help="write a source as one task-dictionary JSON file")
     _add_source_args(p)
     p.add_argument("out", help="output file, e.g. training.json")

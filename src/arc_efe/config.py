@@ -27,6 +27,7 @@ MODES = ("full", "frozen", "lora")
 class TrainConfig:
     # data
     data: str | None = None  # None: training.json in the working directory, else arc-agi-1/training
+    mix: str | None = None  # weights of the '+'-joined sources of `data`, e.g. "0.3,0.7"
     solutions: str | None = None
     skip_invalid: bool = False
     val_fraction: float = 0.1
@@ -113,7 +114,11 @@ def add_train_args(p: argparse.ArgumentParser) -> None:
     d = TrainConfig()
     g = p.add_argument_group("data")
     g.add_argument("--data", default=None,
-                   help="task source (default: training.json here if present, else arc-agi-1/training)")
+                   help="task source (default: training.json here if present, else arc-agi-1/training); "
+                        "synthetic or synthetic/<family> for generated tasks; join sources with +")
+    g.add_argument("--mix", default=None,
+                   help="weights of the sources joined by + in --data, e.g. --data "
+                        "arc-agi-1/training+synthetic --mix 0.3,0.7 (default: equal)")
     g.add_argument("--solutions", default=None, help="solutions file for a challenges file")
     g.add_argument("--skip-invalid", action="store_true", help="leave out invalid tasks instead of stopping")
     g.add_argument("--val-fraction", type=float, default=d.val_fraction,

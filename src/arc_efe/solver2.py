@@ -112,6 +112,9 @@ def draft_tokens_for(draft: Grid) -> list[int]:
     return answer_tokens(draft)[:-1]  # the draft's rows, without END: OUT follows
 
 
+REFRESH = 0.5
+
+
 class MemoryWriter:
     """Solver2's success rule, called after every optimizer step with the step's queries.
 
@@ -133,8 +136,10 @@ class MemoryWriter:
         self.reset_counts()
 
     def _kept_better(self, q, risk: float) -> bool:
+        """A stored query is checked again only once its risk has fallen below REFRESH x the
+        stored one: its entry would be replaced by a barely better copy of the same answer."""
         stored = self.bank.stored_risk({"task_id": q.task.id, "split": q.split, "index": q.index})
-        return stored is not None and stored <= risk
+        return stored is not None and risk >= REFRESH * stored
 
     def reset_counts(self) -> None:
         self.adds = 0
@@ -147,7 +152,7 @@ class MemoryWriter:
             cand = [i for i, ok in enumerate(result.cells_right) if ok]
         else:
             cand = [i for i, r in enumerate(result.risk) if r < self.limit]
-        # A query whose stored solution is at least as good would not be replaced: skip it.
+        # A query whose stored solution is about as good would not be worth replacing: skip it.
         cand = [i for i in cand if not self._kept_better(result.queries[i], result.risk[i])]
         if not cand:
             return

@@ -7,7 +7,8 @@
   layout); test answers are read inline (`"output"` in a test pair), from the solutions file
   beside it (`x_challenges.json` -> `x_solutions.json`), or from `solutions=`;
 - a single task file `{"train": [...], "test": [...]}` (its id is the file name);
-- a folder of such files (`*.json`, not recursive).
+- a folder of such files (`*.json`, not recursive);
+- generated tasks: `synthetic` (every family) or `synthetic/<family>` (see `arc_efe.synthetic`).
 
 Every task is validated (see `data.parse_task`). With `skip_invalid=True` an invalid task is
 left out and listed in `LoadResult.skipped` with its reason; every valid task is kept.
@@ -32,6 +33,9 @@ EMBEDDED = {
     "arc-agi-2/evaluation": ("arcagi2_f3283f7.json", "eval"),
 }
 
+# Tasks a generated source gives where a finite list is needed (validate, evaluate).
+SYNTHETIC_COUNT = 200
+
 # Refuse files far larger than any ARC set (ARC-AGI-2 training is ~40 MB as JSON).
 MAX_FILE_BYTES = 256 * 1024 * 1024
 
@@ -55,14 +59,21 @@ class LoadResult:
 def accepted_sources() -> str:
     return (
         "a task file, a folder of task files, a challenges file (with its *_solutions.json "
-        "beside it, or solutions given explicitly), or one of " + ", ".join(EMBEDDED)
+        "beside it, or solutions given explicitly), one of " + ", ".join(EMBEDDED)
+        + ", or synthetic / synthetic/<family> (generated tasks)"
     )
 
 
 def load_tasks(spec: str | Path, solutions: str | Path | None = None,
-               skip_invalid: bool = False) -> LoadResult:
-    """Load and validate every task of a source; see the module docstring for `spec`."""
+               skip_invalid: bool = False, seed: int = 0, count: int = SYNTHETIC_COUNT) -> LoadResult:
+    """Load and validate every task of a source; see the module docstring for `spec`.
+
+    A generated source (`synthetic`, `synthetic/<family>`) gives `count` tasks drawn with `seed`.
+    """
     name = str(spec)
+    if name == "synthetic" or name.startswith("synthetic/"):
+        from .synthetic import SyntheticSource
+        return LoadResult(name, SyntheticSource(name, seed).tasks(count))
     if name in EMBEDDED:
         if solutions is not None:
             raise SourceError(f"{name} is an embedded set with its answers; do not pass solutions")

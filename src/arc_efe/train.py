@@ -25,8 +25,8 @@ from tqdm import tqdm
 from .agent import Agent
 from .backbone import BackboneConfig, backbone_parameters, head_parameters, load_backbone, trainable_summary
 from .checkpoint import Position, latest_checkpoint, load_checkpoint, save_checkpoint
-from .config import TrainConfig, default_data
-from .dataset import Query, make_queries, split_tasks
+from .config import TrainConfig
+from .dataset import Query
 from .errors import ArcEfeError
 from .device import autocast, default_dtype, resolve_device
 from .diagnosis import diagnose, load_run, write_diagnosis
@@ -37,8 +37,8 @@ from .metrics import MetricsLog
 from .memory import MemoryBank
 from .sequences import Example, aligned_cells, collate, forward_example, inverse_example
 from .solver2 import MemoryWriter, Solver2, corrupt, draft_tokens_for, refine_example, task_keys
-from .sources import load_tasks
-from .tokens import SequenceTooLong, encode_task
+from .trainset import TrainingData, load_training_data
+from .tokens import SequenceTooLong
 from .views import View, random_view
 
 LN_V = math.log(16)
@@ -70,15 +70,25 @@ class Run:
     loss_fn: EFELoss
     optimizer: torch.optim.Optimizer
     scheduler: torch.optim.lr_scheduler.LambdaLR
-    queries: list[Query]
-    eval_queries: list[Query]
-    val_queries: list[Query]
+    data: TrainingData
     log: MetricsLog
     pos: Position
     steps_per_epoch: int
     solver2: Solver2 | None = None
     bank: MemoryBank | None = None
     writer: MemoryWriter | None = None
+
+    @property
+    def queries(self) -> list[Query]:
+        return self.data.queries
+
+    @property
+    def eval_queries(self) -> list[Query]:
+        return self.data.eval_queries
+
+    @property
+    def val_queries(self) -> list[Query]:
+        return self.data.val_queries
 
 
 @dataclass
@@ -90,27 +100,6 @@ class MicroBatch:
     pairs: list[tuple[int, int]]  # two forward examples of one query, for consistency
     first: list[int]  # each query's first forward example
     halt: list[tuple[int, int, bool]]  # refine examples: (example, halting position, draft right)
-
-
-def _fits(q: Query, max_len: int) -> bool:
-    try:
-        enc = encode_task(q.context, q.target.input, q.target.output, max_len)
-    except SequenceTooLong:
-        return False
-    return enc.dropped < len(q.context) or not q.context
-
-
-def _training_queries(tasks, max_len: int) -> list[Query]:
-    """Leave-one-out queries from the demonstrations, plus test pairs whose answers are known."""
-    queries = make_queries(tasks, "train")
-    queries += [q for q in make_queries([t for t in tasks if t.has_answers], "test")]
-    return [q for q in queries if _fits(q, max_len)]
-
-
-def _micro_batches_per_epoch(cfg: TrainConfig, n_queries: int) -> int:
-    """A pass over the queries, or exactly --max-batches when given: a small data set is then
-    passed over several times (reshuffled each pass), a large one cut short."""
-    return cfg.max_batches or math.ceil(n_queries / cfg.batch_size)
 
 
 def _param_groups(cfg: TrainConfig, agent: Agent, loss_fn: EFELoss, solver2: Solver2 | None) -> list[dict]:
@@ -145,19 +134,9 @@ def setup(cfg: TrainConfig, resume: str | Path | None = None) -> Run:
     torch.manual_seed(cfg.seed)
     device = resolve_device(cfg.device)
     dtype = default_dtype(device)
-    data = cfg.data or default_data()
-    loaded = load_tasks(data, cfg.solutions, cfg.skip_invalid)
-    for s in loaded.skipped:
-        print(f"skipped: {s.reason}")
-    fit_tasks, val_tasks = split_tasks(loaded.tasks, cfg.val_fraction, cfg.seed)
-    queries = _training_queries(fit_tasks, cfg.max_len)
-    if not queries:
-        raise ArcEfeError(f"{data}: no training query fits --max-len {cfg.max_len}")
-    rng = np.random.default_rng(cfg.seed)
-    eval_idx = rng.permutation(len(queries))[: cfg.train_eval_queries]
-    eval_queries = [queries[i] for i in sorted(eval_idx)]
-    val_queries = [q for q in make_queries(val_tasks[: cfg.max_val_tasks], "test")
-                   if q.target.output is not None]
+    data = load_training_data(cfg)
+    for reason in data.skipped:
+        print(f"skipped: {reason}")
 
     # Trained weights stay in float32 (bf16 autocast does the GPU math); weights that never
     # change (a frozen or LoRA base) are held in the compute dtype to halve their memory.
@@ -176,7 +155,7 @@ def setup(cfg: TrainConfig, resume: str | Path | None = None) -> Run:
     loss_fn = EFELoss(**{f"{k}_weight": v for k, v in cfg.weights.items()},
                       label_smoothing=cfg.label_smoothing)
     optimizer = torch.optim.AdamW(_param_groups(cfg, agent, loss_fn, solver2), betas=(0.9, 0.95))
-    n_micro = _micro_batches_per_epoch(cfg, len(queries))
+    n_micro = data.batches_per_epoch(cfg)
     steps_per_epoch = math.ceil(n_micro / cfg.grad_accum_steps)
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, _lr_lambda(cfg.warmup_steps, steps_per_epoch * cfg.epochs))
@@ -190,7 +169,7 @@ def setup(cfg: TrainConfig, resume: str | Path | None = None) -> Run:
             raise ArcEfeError(f"{run_dir} already holds a run: pass --resume {run_dir} to continue "
                               "it, or choose another --run-name")
         run_dir.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(run_dir / "config.json", {**cfg.to_dict(), "data": data}, indent=1)
+    atomic_write_json(run_dir / "config.json", {**cfg.to_dict(), "data": data.name}, indent=1)
     log = MetricsLog(run_dir, cfg.tensorboard)
     pos = Position(0, 0, 0, 0)
     if resume is not None:
@@ -202,8 +181,9 @@ def setup(cfg: TrainConfig, resume: str | Path | None = None) -> Run:
     if bank is not None:
         writer = MemoryWriter(agent, solver2, bank, cfg.success_threshold, cfg.max_len, device)
 
-    print(f"data: {data}: {len(fit_tasks)} training tasks ({len(queries)} queries), "
-          f"{len(val_tasks)} validation tasks")
+    generated = "".join(f" + {s.name} (generated)" for s in data.synthetic)
+    print(f"data: {data.name}: {data.n_fit_tasks} training tasks ({len(data.queries)} queries){generated}, "
+          f"{data.n_val_tasks} validation tasks")
     print(f"model: {cfg.model_name} ({cfg.mode}) on {device}, {trainable_summary(backbone)}")
     if cfg.mode == "frozen":
         print("warning: the Qwen backbone is frozen: only the output head will learn "
@@ -211,23 +191,17 @@ def setup(cfg: TrainConfig, resume: str | Path | None = None) -> Run:
     if bank is not None:
         print(f"Solver2 memory: on (top {cfg.memory_top_k}, success rule: {cfg.success_threshold}, "
               f"{len(bank)} entries)")
-    return Run(cfg, run_dir, device, dtype, agent, loss_fn, optimizer, scheduler, queries,
-               eval_queries, val_queries, log, pos, steps_per_epoch, solver2, bank, writer)
-
-
-def _pass_order(cfg: TrainConfig, n: int, epoch: int, p: int) -> np.ndarray:
-    return np.random.default_rng([cfg.seed, epoch, p]).permutation(n)
+    return Run(cfg, run_dir, device, dtype, agent, loss_fn, optimizer, scheduler, data,
+               log, pos, steps_per_epoch, solver2, bank, writer)
 
 
 def build_micro_batch(run: Run, epoch: int, b: int) -> MicroBatch:
-    """Micro-batch b of an epoch. Queries come from reshuffled passes over the training
-    queries; views from an RNG seeded by (seed, epoch, b): a resumed run sees the same ones."""
+    """Micro-batch b of an epoch (see trainset.TrainingData.query); its views come from an
+    RNG seeded by (seed, epoch, b): a resumed run sees the same ones."""
     cfg = run.cfg
-    per_pass = math.ceil(len(run.queries) / cfg.batch_size)
-    p, j = divmod(b, per_pass)
-    idx = _pass_order(cfg, len(run.queries), epoch, p)[j * cfg.batch_size:(j + 1) * cfg.batch_size]
     rng = np.random.default_rng([cfg.seed, epoch, b, 1])
-    mb = MicroBatch([run.queries[i] for i in idx], [], [], [], [], [], [])
+    queries = [run.data.query(cfg, epoch, b, slot, rng) for slot in range(cfg.batch_size)]
+    mb = MicroBatch(queries, [], [], [], [], [], [])
     want_second = cfg.augment and cfg.weights["consistency"] > 0
 
     def add(k: int, e: Example) -> int:
@@ -359,7 +333,7 @@ def validate(run: Run, epoch: int) -> tuple[tuple[int, int], float | None, int]:
 
 def fit(run: Run, callbacks: Sequence[StepCallback] = ()) -> Path:
     cfg, pos = run.cfg, run.pos
-    n_micro = _micro_batches_per_epoch(cfg, len(run.queries))
+    n_micro = run.data.batches_per_epoch(cfg)
     t_start = time.time()
     callbacks = ([run.writer] if run.writer is not None else []) + list(callbacks)
     for epoch in range(pos.epoch, cfg.epochs):
