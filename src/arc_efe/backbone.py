@@ -24,13 +24,11 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 import torch
-from safetensors import SafetensorError
-from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 from torch import nn
 
 from .errors import ArcEfeError
-from .files import atomic_write_bytes
+from .files import atomic_write_bytes, read_safetensors
 from .tokens import BOS, END, PAD, TOKEN_TEXT, VOCAB_SIZE
 
 _COMMON = dict(vocab_size=VOCAB_SIZE, max_position_embeddings=8192, rope_theta=10000.0,
@@ -292,12 +290,7 @@ def load_trainable(model: nn.Module, path: str | Path) -> None:
     """Copy the weights saved by `save_trainable` into `model`, which must have the same
     architecture and mode; checks every key and shape before changing anything."""
     path = Path(path)
-    try:
-        saved = st_load(path.read_bytes())
-    except OSError as e:
-        raise ArcEfeError(f"{path}: cannot read checkpoint ({e.strerror or e})") from e
-    except (SafetensorError, ValueError) as e:
-        raise ArcEfeError(f"{path}: not a safetensors checkpoint ({e})") from e
+    saved = read_safetensors(path, "checkpoint")
     expected = _changeable(model)
     missing = [n for n in expected if n not in saved]
     extra = [n for n in saved if n not in expected]

@@ -20,11 +20,11 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 
 from .backbone import load_trainable, save_trainable
 from .errors import ArcEfeError
-from .files import atomic_write_text
+from .files import atomic_write_text, read_safetensors
 from .memory import MemoryBank
 
 KEEP_LAST = 3
@@ -91,9 +91,9 @@ def load_checkpoint(path: Path, model: torch.nn.Module, optimizer, scheduler,
         state = torch.load(path / "optimizer.pt", map_location="cpu", weights_only=True)
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
-        rng = load_file(str(path / "rng.safetensors"))
+        rng = read_safetensors(path / "rng.safetensors", "checkpoint RNG state")
         if solver2 is not None:
-            solver2.load_state_dict(load_file(str(path / "solver2.safetensors")))
+            solver2.load_state_dict(read_safetensors(path / "solver2.safetensors", "Solver2 checkpoint"))
     except (OSError, ValueError, KeyError, RuntimeError) as e:
         raise ArcEfeError(f"{path}: checkpoint cannot be loaded: {e}") from None
     torch.set_rng_state(rng["cpu"])

@@ -34,3 +34,18 @@ def atomic_write_text(path: str | Path, text: str) -> None:
 
 def atomic_write_json(path: str | Path, obj: Any, indent: int | None = None) -> None:
     atomic_write_text(path, json.dumps(obj, indent=indent) + "\n")
+
+
+def read_safetensors(path: str | Path, what: str) -> dict:
+    """Tensors of a safetensors file (no code runs on load); errors name the file and `what`."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load
+
+    from .errors import ArcEfeError
+
+    try:
+        return load(Path(path).read_bytes())
+    except OSError as e:
+        raise ArcEfeError(f"{path}: cannot read {what} ({e.strerror or e})") from None
+    except (SafetensorError, ValueError) as e:
+        raise ArcEfeError(f"{path}: not a safetensors {what} ({e})") from None

@@ -26,12 +26,10 @@ from typing import Any, Sequence
 
 import torch
 import torch.nn.functional as F
-from safetensors import SafetensorError
-from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 
 from .errors import ArcEfeError
-from .files import atomic_write_bytes, atomic_write_json
+from .files import atomic_write_bytes, atomic_write_json, read_safetensors
 
 FAISS_MIN_SIZE = 20_000
 
@@ -148,12 +146,7 @@ class MemoryBank:
     def load(cls, folder: str | Path) -> "MemoryBank":
         folder = Path(folder)
         tpath, jpath = folder / "memory.safetensors", folder / "memory.json"
-        try:
-            tensors = st_load(tpath.read_bytes())
-        except OSError as e:
-            raise ArcEfeError(f"{tpath}: cannot read memory bank ({e.strerror or e})") from None
-        except (SafetensorError, ValueError) as e:
-            raise ArcEfeError(f"{tpath}: not a safetensors memory bank ({e})") from None
+        tensors = read_safetensors(tpath, "memory bank")
         try:
             info = json.loads(jpath.read_text(encoding="utf-8"))
             dim, capacity, entries = int(info["dim"]), int(info["capacity"]), list(info["entries"])
