@@ -18,7 +18,6 @@ from transformers.modeling_outputs import CausalLMOutputWithPast
 from .data import MAX_SIDE, NUM_COLOURS, Grid
 from .tokens import END, PAD, ROW, VOCAB_SIZE, try_decode_grid
 
-MAX_ANSWER_TOKENS = MAX_SIDE * (MAX_SIDE + 1) + 1
 # transformers renamed `past_key_values` to `cache` (argument and output field) in 5.x.
 CACHE_KEY = "cache" if "cache" in CausalLMOutputWithPast.__dataclass_fields__ else "past_key_values"
 
@@ -26,7 +25,8 @@ CACHE_KEY = "cache" if "cache" in CausalLMOutputWithPast.__dataclass_fields__ el
 class GridConstraint:
     """Which tokens may come next so that the answer stays a well-formed grid."""
 
-    def __init__(self) -> None:
+    def __init__(self, max_side: int = MAX_SIDE) -> None:
+        self.max_side = max_side
         self.width: int | None = None  # fixed by the first row
         self.col = 0
         self.rows = 0
@@ -35,13 +35,13 @@ class GridConstraint:
     def allowed(self) -> list[int]:
         if self.done:
             return [PAD]
-        limit = self.width if self.width is not None else MAX_SIDE
+        limit = self.width if self.width is not None else self.max_side
         out: list[int] = list(range(NUM_COLOURS)) if self.col < limit else []
         if self.col > 0 and (self.width is None or self.col == self.width):
             out.append(ROW)
         if self.col == 0 and self.rows > 0:
             out.append(END)
-        if self.rows >= MAX_SIDE and self.col == 0:
+        if self.rows >= self.max_side and self.col == 0:
             out = [END]
         return out
 
@@ -78,8 +78,8 @@ class Agent(nn.Module):
 
     @torch.no_grad()
     def greedy(self, prompts: list[list[int]], memory: torch.Tensor | None = None,
-               max_answer: int = MAX_ANSWER_TOKENS) -> list[Grid | None]:
-        """Greedy answers for a batch of prompts; None where no grid was finished in time."""
+               max_side: int = MAX_SIDE) -> list[Grid | None]:
+        """Greedy answers (at most max_side x max_side) for a batch of prompts."""
         device = next(self.backbone.parameters()).device
         b = len(prompts)
         length = max(len(p) for p in prompts)
@@ -94,10 +94,10 @@ class Agent(nn.Module):
                             position_ids=positions, use_cache=True)
         cache = getattr(out, CACHE_KEY)
         logits = out.logits[:, -1]
-        states = [GridConstraint() for _ in range(b)]
+        states = [GridConstraint(max_side) for _ in range(b)]
         answers: list[list[int]] = [[] for _ in range(b)]
         next_pos = positions[:, -1:] + 1
-        for _ in range(max_answer):
+        for _ in range(max_side * (max_side + 1) + 1):
             allowed = torch.full((b, VOCAB_SIZE), float("-inf"), device=device)
             for i, s in enumerate(states):
                 allowed[i, s.allowed()] = 0.0

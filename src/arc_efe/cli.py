@@ -96,6 +96,12 @@ def cmd_data_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from .evaluate import evaluate
+
+    return evaluate(args)
+
+
 def cmd_score(args: argparse.Namespace) -> int:
     from .scoring import dumps_report, read_submission, report_lines, score_submission
     from .sources import load_tasks
@@ -174,6 +180,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--kaggle", action="store_true",
                    help="write X_challenges.json without answers and X_solutions.json beside it")
     p.set_defaults(func=cmd_data_export)
+
+    p = sub.add_parser("evaluate", help="answer a source's test inputs, write submission.json, score it")
+    p.add_argument("--data", required=True, help="any source: embedded set, file, folder, synthetic[/family]")
+    p.add_argument("--checkpoint", default=None, metavar="RUN_DIR", help="a training run (latest checkpoint)")
+    p.add_argument("--model-name", default="tiny", help="fresh backbone when no --checkpoint is given")
+    p.add_argument("--max-tasks", type=int, default=None)
+    p.add_argument("--task-ids", nargs="+", default=None)
+    p.add_argument("--seed", type=int, default=0, help="seed (and the tasks of a synthetic source)")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--solutions", default=None)
+    p.add_argument("--skip-invalid", action="store_true")
+    p.add_argument("--output-dir", default="eval", help="where submission.json and eval.jsonl go")
+    p.add_argument("--max-side", type=int, default=30,
+                   help="largest answer side decoded; lower it for quick runs on small tasks")
+    p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser("score", help="score a Kaggle submission.json with the official pass@2 rule")
     p.add_argument("submission", help="submission.json: {task_id: [{attempt_1, attempt_2}, ...]}")

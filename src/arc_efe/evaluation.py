@@ -13,7 +13,7 @@ from typing import Sequence
 import torch
 
 from .agent import Agent
-from .data import Grid, grids_equal
+from .data import MAX_SIDE, Grid, grids_equal
 from .dataset import Query
 from .scoring import ScoreReport, make_entry, score_submission
 from .sequences import view_pairs
@@ -24,7 +24,7 @@ DECODE_BATCH = 8
 
 
 def decode_queries(agent: Agent, queries: Sequence[Query], view: View | Sequence[View], max_len: int,
-                   memory: torch.Tensor | None = None) -> list[Grid | None]:
+                   memory: torch.Tensor | None = None, max_side: int = MAX_SIDE) -> list[Grid | None]:
     """Greedy answers for queries seen through `view` (one for all, or one per query), mapped
     back. `memory` (Q, H) holds Solver2's readout for each query, when there is one."""
     views = [view] * len(queries) if isinstance(view, View) else list(view)
@@ -43,7 +43,7 @@ def decode_queries(agent: Agent, queries: Sequence[Query], view: View | Sequence
         for start in range(0, len(todo), DECODE_BATCH):
             chunk = todo[start:start + DECODE_BATCH]
             mem = None if memory is None else memory[chunk]
-            for i, grid in zip(chunk, agent.greedy([prompts[i] for i in chunk], mem)):
+            for i, grid in zip(chunk, agent.greedy([prompts[i] for i in chunk], mem, max_side)):
                 answers[i] = None if grid is None else views[i].invert_grid(grid)
     finally:
         agent.train(was_training)
