@@ -38,10 +38,10 @@ from .memory import MemoryBank
 from .sequences import Example, aligned_cells, collate, forward_example, inverse_example
 from .solver2 import MemoryWriter, Solver2, corrupt, draft_tokens_for, refine_example, task_keys
 from .trainset import TrainingData, load_training_data
-from .tokens import SequenceTooLong
+from .tokens import VOCAB_SIZE, SequenceTooLong
 from .views import View, random_view
 
-LN_V = math.log(16)
+LN_V = math.log(VOCAB_SIZE)
 LN_2 = math.log(2)
 
 
