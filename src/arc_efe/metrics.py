@@ -81,67 +81,6 @@ class MetricsLog:
         atomic_write_text(self.path, "".join(json.dumps(_json_safe(r)) + "\n" for r in kept))
 
     def close(self) -> None:
-        pass
-
-
-def tensorboard_writer(run_dir: Path, enabled: bool):
-    if not enabled:
-        return NullWriter()
-    try:
-        from torch.utils.tensorboard import SummaryWriter
-    except ImportError:
-        print("TensorBoard is not installed: metrics go to metrics.jsonl only")
-        return NullWriter()
-    return SummaryWriter(log_dir=str(run_dir / "tensorboard"))
-
-
-def _json_safe(v: Any) -> Any:
-    if isinstance(v, float) and not math.isfinite(v):
-        return str(v)  # "nan", "inf": JSON has no literal for them
-    if isinstance(v, dict):
-        return {k: _json_safe(x) for k, x in v.items()}
-    return v
-
-
-class MetricsLog:
-    """Appends one JSON object per line and mirrors scalars to TensorBoard."""
-
-    def __init__(self, run_dir: Path, tensorboard: bool = True):
-        self.path = run_dir / "metrics.jsonl"
-        self.writer = tensorboard_writer(run_dir, tensorboard)
-
-    def log(self, record: dict[str, Any]) -> None:
-        with open(self.path, "a", encoding="utf-8") as f:
-            f.write(json.dumps(_json_safe(record)) + "\n")
-            f.flush()
-        step = record.get("step", record.get("epoch", 0))
-        prefix = record["kind"]
-        for key, value in record.items():
-            if isinstance(value, (int, float)) and key not in ("step", "epoch"):
-                self.writer.add_scalar(f"{prefix}/{key}", value, step)
-            elif isinstance(value, dict):
-                for sub, v in value.items():
-                    if isinstance(v, (int, float)):
-                        self.writer.add_scalar(f"{prefix}/{key}/{sub}", v, step)
-
-    def truncate_after(self, step: int, epochs_done: int) -> None:
-        """Drop records a resumed run will write again (after the checkpoint it resumes from)."""
-        if not self.path.exists():
-            return
-        kept = []
-        for line in self.path.read_text(encoding="utf-8").splitlines():
-            try:
-                rec = json.loads(line)
-            except json.JSONDecodeError:
-                continue  # a line cut off by a crash
-            if rec.get("kind") == "step" and rec.get("step", 0) > step:
-                continue
-            if rec.get("kind") == "epoch" and rec.get("epoch", 0) > epochs_done:
-                continue
-            kept.append(line)
-        atomic_write_text(self.path, "".join(k + "\n" for k in kept))
-
-    def close(self) -> None:
         self.writer.flush()
         self.writer.close()
 
