@@ -2,7 +2,6 @@ import json
 import subprocess
 import sys
 
-import pytest
 
 from arc_efe.cli import main
 

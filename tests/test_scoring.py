@@ -1,5 +1,3 @@
-import json
-
 import pytest
 
 from arc_efe.data import Pair, Task, make_grid

@@ -17,7 +17,7 @@ from arc_efe.dataset import make_queries
 from arc_efe.evaluation import exact_accuracy
 from arc_efe.sequences import aligned_cells, collate, forward_example
 from arc_efe.sources import load_tasks
-from arc_efe.tokens import END, ROW, VOCAB_SIZE, encode_task, try_decode_grid
+from arc_efe.tokens import END, VOCAB_SIZE, encode_task, try_decode_grid
 from arc_efe.train import build_micro_batch, fit, setup, train, train_step
 from arc_efe.views import View, random_view
 

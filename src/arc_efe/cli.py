@@ -137,7 +137,7 @@ def config_for_resume(run_dir: Path, args: argparse.Namespace):
 
 def train_main(argv: Sequence[str] | None = None, prog: str = "arc-efe train") -> int:
     """`arc-efe train` and the root script `trainloop_gpu_finetuned.py`."""
-    from .config import TrainConfig, add_train_args, config_from_args
+    from .config import add_train_args, config_from_args
     from .train import train
 
     parser = argparse.ArgumentParser(prog=prog, description="Train an ARC solver on a Qwen backbone "
