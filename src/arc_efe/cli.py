@@ -102,6 +102,18 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return evaluate(args)
 
 
+def cmd_solve(args: argparse.Namespace) -> int:
+    from .evaluate import solve
+
+    return solve(args)
+
+
+def cmd_merge(args: argparse.Namespace) -> int:
+    from .evaluate import merge
+
+    return merge(args)
+
+
 def cmd_score(args: argparse.Namespace) -> int:
     from .scoring import dumps_report, read_submission, report_lines, score_submission
     from .sources import load_tasks
@@ -181,20 +193,37 @@ def build_parser() -> argparse.ArgumentParser:
                    help="write X_challenges.json without answers and X_solutions.json beside it")
     p.set_defaults(func=cmd_data_export)
 
+    from .evaluate import add_inference_args, add_model_args
+
     p = sub.add_parser("evaluate", help="answer a source's test inputs, write submission.json, score it")
     p.add_argument("--data", required=True, help="any source: embedded set, file, folder, synthetic[/family]")
-    p.add_argument("--checkpoint", default=None, metavar="RUN_DIR", help="a training run (latest checkpoint)")
-    p.add_argument("--model-name", default="tiny", help="fresh backbone when no --checkpoint is given")
+    add_model_args(p)
     p.add_argument("--max-tasks", type=int, default=None)
     p.add_argument("--task-ids", nargs="+", default=None)
-    p.add_argument("--seed", type=int, default=0, help="seed (and the tasks of a synthetic source)")
-    p.add_argument("--device", default="auto")
+    p.add_argument("--shard", default=None, metavar="I/N",
+                   help="evaluate tasks I, I+N, ... only (1 <= I <= N); combine with arc-efe merge")
     p.add_argument("--solutions", default=None)
     p.add_argument("--skip-invalid", action="store_true")
     p.add_argument("--output-dir", default="eval", help="where submission.json and eval.jsonl go")
-    p.add_argument("--max-side", type=int, default=30,
-                   help="largest answer side decoded; lower it for quick runs on small tasks")
+    p.add_argument("--no-progress", action="store_true", help="no progress line on standard error")
+    add_inference_args(p)
     p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("solve", help="answer one task file (no answers needed) and draw the two attempts")
+    p.add_argument("task_file", help="a task JSON file {train: [...], test: [...]} (or any source)")
+    add_model_args(p)
+    p.add_argument("--no-color", action="store_true", help="print digits instead of coloured cells")
+    p.add_argument("--color", action="store_true", help="colour even when not writing to a terminal")
+    add_inference_args(p)
+    p.set_defaults(func=cmd_solve)
+
+    p = sub.add_parser("merge", help="combine the submission.json files of evaluation shards")
+    p.add_argument("out", help="the merged submission.json")
+    p.add_argument("shards", nargs="+", help="shard submission files, or their output folders")
+    p.add_argument("--data", default=None, help="score the merged submission against this source")
+    p.add_argument("--solutions", default=None)
+    p.add_argument("--skip-invalid", action="store_true")
+    p.set_defaults(func=cmd_merge)
 
     p = sub.add_parser("score", help="score a Kaggle submission.json with the official pass@2 rule")
     p.add_argument("submission", help="submission.json: {task_id: [{attempt_1, attempt_2}, ...]}")

@@ -1,16 +1,32 @@
-"""`arc-efe evaluate`: answer every test input of a source, write submission.json, score it.
+"""`arc-efe evaluate`, `arc-efe solve` and `arc-efe merge`: answer tasks, write, score.
 
-Two attempts per test output: the greedy answer on the task as it is and on the transposed
-task mapped back (Solver2's memory joins in when the checkpoint has a bank). With known
-answers the official pass@2 score is printed with a per-task table and written with every
-attempt to `eval.jsonl`. The model is a trained run (`--checkpoint RUN_DIR`, its latest
-checkpoint) or a fresh backbone (`--model-name`, default tiny).
+`evaluate` runs the inference pipeline (`inference.solve_task`: views, optional test-time
+training, depth-first or greedy decoding, product-of-experts selection with votes) on every
+task of a source, or on one shard of it (`--shard i/n`, tasks i, i+n, ... counted from 1),
+and writes
+
+- `submission.json` (Kaggle format), scored with the official pass@2 rule when the answers
+  are known;
+- `eval.jsonl`, one line per task: task_id, source, solutions, seconds, sizes (test input
+  shapes), candidates (per test output), attempts, correct (null when unknown), scores (the
+  chosen candidate's selection score), efe / risk / ambiguity of the chosen candidate, and
+  the test-time training summary;
+
+and prints a per-task table while it runs, with a progress line (tasks done, solved so far,
+time left) on standard error. `merge` combines the submissions of several shards. `solve`
+does the same as evaluate on one task file and draws the two attempts.
+
+The model is a trained run (`--checkpoint RUN_DIR`, its latest checkpoint) or a fresh
+backbone (`--model-name`, default tiny): a fresh backbone only makes sense with test-time
+training, which then learns each task from scratch.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
+import sys
 import time
 from pathlib import Path
 
@@ -19,20 +35,19 @@ import torch
 from .agent import Agent
 from .backbone import BackboneConfig, load_backbone, load_trainable
 from .checkpoint import latest_checkpoint
-from .dataset import make_queries
+from .data import Task, grids_equal
 from .device import default_dtype, resolve_device
-from .errors import ArcEfeError
-from .evaluation import decode_queries
+from .display import side_by_side
+from .errors import ArcEfeError, SubmissionError
 from .files import atomic_write_text, read_safetensors
+from .inference import InferenceConfig, MemoryFn, TaskResult, solve_task
 from .memory import MemoryBank
-from .scoring import make_entry, report_lines, score_submission, write_submission
-from .solver2 import Solver2, task_keys
+from .scoring import make_entry, read_submission, report_lines, score_submission, write_submission
 from .sequences import Example
+from .solver2 import Solver2, task_keys
 from .sources import load_tasks
-from .tokens import encode_task
-from .views import View
-
-ATTEMPT_VIEWS = (View(), View(4))
+from .tokens import IN
+from .ttt import TestTimeTrainer, TTTConfig
 
 
 def load_agent(run_dir: Path | None, model_name: str, device: torch.device):
@@ -62,18 +77,149 @@ def load_agent(run_dir: Path | None, model_name: str, device: torch.device):
     return Agent(backbone).eval(), solver2, bank, int(cfg.get("max_len", 2048))
 
 
-def _prompt_example(q, max_len: int) -> Example:
-    """The query's prompt (answer unknown) as an Example, for its task key."""
-    enc = encode_task(q.context, q.target.input, None, max_len)
-    h, w = q.target.input.shape
-    return Example(enc.prompt, len(enc.prompt), 0, context_end=len(enc.prompt) - (h * (w + 1) + 2))
+def memory_function(agent: Agent, solver2: Solver2 | None, bank: MemoryBank | None) -> MemoryFn | None:
+    """Solver2's readout for a batch of prompts, or None without a (non-empty) bank."""
+    if solver2 is None or bank is None or not len(bank):
+        return None
+
+    @torch.no_grad()
+    def readout(prompts):
+        device = next(agent.backbone.parameters()).device
+        examples = [Example(list(p), len(p), 0, context_end=len(p) - 1 - p[::-1].index(IN)) for p in prompts]
+        return solver2.readout(bank, task_keys(agent.backbone, examples, device))[0]
+
+    return readout
 
 
-def evaluate(args: argparse.Namespace) -> int:
-    device = resolve_device(args.device)
-    torch.manual_seed(args.seed)
-    run_dir = Path(args.checkpoint) if args.checkpoint else None
-    agent, solver2, bank, max_len = load_agent(run_dir, args.model_name, device)
+# --- arguments ------------------------------------------------------------------------
+def add_model_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--checkpoint", default=None, metavar="RUN_DIR", help="a training run (latest checkpoint)")
+    p.add_argument("--model-name", default="tiny",
+                   help="fresh backbone when no --checkpoint is given (use it with --ttt-steps)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the views, test-time training and synthetic tasks")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+
+
+def add_inference_args(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("inference")
+    g.add_argument("--views", type=int, default=8,
+                   help="views per test input (dihedral x colours x demo order); 1 = the task as it is")
+    g.add_argument("--decoder", choices=("dfs", "greedy"), default="dfs",
+                   help="dfs keeps every answer above --min-prob; greedy one per view (fastest)")
+    g.add_argument("--min-prob", type=float, default=0.1,
+                   help="depth-first decoding keeps answers at least this probable; lower it for more candidates")
+    g.add_argument("--max-candidates", type=int, default=8, help="candidates kept per view")
+    g.add_argument("--vote-weight", type=float, default=1.0,
+                   help="weight of ln(votes) beside the product of experts; 0 = likelihood only")
+    g.add_argument("--max-side", type=int, default=30,
+                   help="largest answer side decoded; lower it for quick runs on small tasks")
+    g = p.add_argument_group("test-time training (per task, then discarded)")
+    g.add_argument("--ttt-steps", type=int, default=32,
+                   help="optimizer steps per task; 0 = off (fastest; a fresh backbone then answers at random)")
+    g.add_argument("--ttt-lr", type=float, default=1e-3)
+    g.add_argument("--ttt-rank", type=int, default=16, help="LoRA rank when the adapter is LoRA")
+    g.add_argument("--ttt-mode", choices=("auto", "full", "lora"), default="auto",
+                   help="auto: all weights for small backbones (<= 100M), a LoRA adapter above")
+    g.add_argument("--ttt-batch", type=int, default=8, help="sequences per test-time step")
+    g.add_argument("--ttt-seconds", type=float, default=None,
+                   help="wall-clock budget per task; stops test-time training early when spent")
+
+
+def configs_from_args(args: argparse.Namespace, max_len: int) -> tuple[InferenceConfig, TTTConfig]:
+    try:
+        inf = InferenceConfig(views=args.views, decoder=args.decoder, min_prob=args.min_prob,
+                              max_candidates=args.max_candidates, vote_weight=args.vote_weight,
+                              max_side=args.max_side, max_len=max_len, seed=args.seed)
+        ttt = TTTConfig(steps=args.ttt_steps, lr=args.ttt_lr, rank=args.ttt_rank, mode=args.ttt_mode,
+                        batch=args.ttt_batch, seconds=args.ttt_seconds, max_len=max_len, seed=args.seed)
+    except ValueError as e:
+        raise ArcEfeError(str(e)) from None
+    return inf, ttt
+
+
+def parse_shard(text: str | None) -> tuple[int, int]:
+    """'i/n' -> (i, n), 1 <= i <= n; None -> (1, 1)."""
+    if text is None:
+        return 1, 1
+    try:
+        i, n = (int(x) for x in text.split("/"))
+    except ValueError:
+        raise ArcEfeError(f"--shard {text!r}: expected i/n, e.g. 1/4") from None
+    if not 1 <= i <= n:
+        raise ArcEfeError(f"--shard {text!r}: i must be between 1 and n")
+    return i, n
+
+
+# --- output ---------------------------------------------------------------------------
+class Progress:
+    """Tasks done, solved so far and time left, on standard error (one updating line on a
+    terminal, a line per task otherwise)."""
+
+    def __init__(self, total: int, enabled: bool = True):
+        self.total, self.enabled = total, enabled
+        self.start = time.time()
+        self.tty = sys.stderr.isatty()
+
+    def update(self, done: int, solved: int, scored: int) -> None:
+        if not self.enabled:
+            return
+        elapsed = time.time() - self.start
+        left = elapsed / done * (self.total - done) if done else 0.0
+        width = 24
+        filled = int(width * done / max(self.total, 1))
+        solved_text = f"{solved}/{scored} solved" if scored else "answers unknown"
+        line = f"[{'#' * filled}{'.' * (width - filled)}] {done}/{self.total} tasks, {solved_text}, ~{left:.0f} s left"
+        if self.tty:
+            print("\r" + line, end="\n" if done == self.total else "", file=sys.stderr, flush=True)
+        else:
+            print(line, file=sys.stderr, flush=True)
+
+
+TABLE_HEAD = f"{'task':<18} {'size':>11} {'cands':>5} {'score':>9} {'efe':>6} {'result':>7} {'sec':>6}"
+
+
+def table_row(task: Task, result: TaskResult, correct: list[bool] | None) -> str:
+    size = ",".join(f"{p.input.shape[0]}x{p.input.shape[1]}" for p in task.test)
+    cands = sum(len(o.candidates) for o in result.outputs)
+    best = [o.candidates[0] for o in result.outputs if o.candidates]
+    score = f"{best[0].score(1.0):9.2f}" if best else f"{'-':>9}"
+    efe = f"{best[0].efe:6.3f}" if best and math.isfinite(best[0].efe) else f"{'-':>6}"
+    if correct is None:
+        verdict = "?"
+    elif len(correct) == 1:
+        verdict = "right" if correct[0] else "wrong"
+    else:
+        verdict = f"{sum(correct)}/{len(correct)}"
+    return f"{task.id[:18]:<18} {size[:11]:>11} {cands:>5} {score} {efe} {verdict:>7} {result.seconds:6.1f}"
+
+
+def _correct(task: Task, result: TaskResult) -> list[bool] | None:
+    if not task.has_answers:
+        return None
+    return [any(grids_equal(a, p.output) for a in o.attempts) for o, p in zip(result.outputs, task.test)]
+
+
+def eval_record(task: Task, result: TaskResult, source: str, solutions: str | None, vote_weight: float) -> dict:
+    chosen = [o.candidates[0] if o.candidates else None for o in result.outputs]
+    finite = lambda x: round(x, 4) if x is not None and math.isfinite(x) else None  # noqa: E731
+    return {
+        "task_id": task.id, "source": source, "solutions": solutions, "seconds": round(result.seconds, 3),
+        "sizes": [list(p.input.shape) for p in task.test],
+        "candidates": [len(o.candidates) for o in result.outputs],
+        "attempts": [make_entry(o.attempts) for o in result.outputs],
+        "correct": _correct(task, result),
+        "scores": [finite(c.score(vote_weight)) if c else None for c in chosen],
+        "efe": [finite(c.efe) if c else None for c in chosen],
+        "risk": [finite(c.risk) if c else None for c in chosen],
+        "ambiguity": [finite(c.ambiguity) if c else None for c in chosen],
+        "votes": [c.votes if c else 0 for c in chosen],
+        "ttt": {"steps": result.ttt.steps, "first_loss": finite(result.ttt.first_loss),
+                "last_loss": finite(result.ttt.last_loss), "seconds": round(result.ttt.seconds, 3)},
+    }
+
+
+# --- commands -------------------------------------------------------------------------
+def _select_tasks(args: argparse.Namespace) -> list[Task]:
     tasks = load_tasks(args.data, args.solutions, args.skip_invalid, seed=args.seed,
                        count=args.max_tasks or 200).tasks
     if args.task_ids:
@@ -83,29 +229,92 @@ def evaluate(args: argparse.Namespace) -> int:
         if missing:
             raise ArcEfeError(f"{args.data}: no task {', '.join(sorted(missing))}")
     tasks = tasks[: args.max_tasks] if args.max_tasks else tasks
+    i, n = parse_shard(args.shard)
+    return tasks[i - 1::n]
+
+
+def _setup(args: argparse.Namespace):
+    device = resolve_device(args.device)
+    torch.manual_seed(args.seed)
+    run_dir = Path(args.checkpoint) if args.checkpoint else None
+    agent, solver2, bank, max_len = load_agent(run_dir, args.model_name, device)
+    inf, ttt = configs_from_args(args, max_len)
+    if run_dir is None and not ttt.enabled:
+        print("note: a fresh, untrained backbone without test-time training (--ttt-steps) answers at random",
+              file=sys.stderr)
+    trainer = TestTimeTrainer(agent, ttt) if ttt.enabled else None
+    return agent, inf, trainer, memory_function(agent, solver2, bank)
+
+
+def evaluate(args: argparse.Namespace) -> int:
+    tasks = _select_tasks(args)
+    agent, inf, trainer, memory_fn = _setup(args)
     out = Path(args.output_dir)
     out.mkdir(parents=True, exist_ok=True)
     submission: dict[str, list] = {}
-    lines = []
-    for task in tasks:
-        t0 = time.time()
-        queries = make_queries([task], "test")
-        memory = None
-        if bank is not None and len(bank):
-            memory, _ = solver2.readout(bank, task_keys(agent.backbone, [_prompt_example(q, max_len) for q in queries],
-                                                        device))
-        attempts = [decode_queries(agent, queries, v, max_len, memory, args.max_side) for v in ATTEMPT_VIEWS]
-        entries = [make_entry([a[k] for a in attempts if a[k] is not None]) for k in range(len(queries))]
-        submission[task.id] = entries
-        lines.append({"task_id": task.id, "seconds": time.time() - t0,
-                      "sizes": [list(q.target.input.shape) for q in queries], "attempts": entries})
+    records = []
+    progress = Progress(len(tasks), not args.no_progress)
+    solved = scored = 0
+    print(TABLE_HEAD)
+    try:
+        for done, task in enumerate(tasks, 1):
+            result = solve_task(agent, task, inf, trainer, memory_fn)
+            rec = eval_record(task, result, args.data, args.solutions, inf.vote_weight)
+            submission[task.id] = rec["attempts"]
+            records.append(rec)
+            if rec["correct"] is not None:
+                scored += 1
+                solved += all(rec["correct"])
+            print(table_row(task, result, rec["correct"]), flush=True)
+            progress.update(done, solved, scored)
+    finally:
+        if trainer is not None:
+            trainer.close()
     write_submission(out / "submission.json", submission)
-    atomic_write_text(out / "eval.jsonl", "".join(json.dumps(l) + "\n" for l in lines))
-    print(f"wrote {out / 'submission.json'} ({len(submission)} tasks)")
-    scored = [t for t in tasks if t.has_answers]
-    if scored:
-        report = score_submission(submission, scored)
-        print("\n".join(report_lines(report)))
+    atomic_write_text(out / "eval.jsonl", "".join(json.dumps(r) + "\n" for r in records))
+    print(f"wrote {out / 'submission.json'} ({len(submission)} tasks) and {out / 'eval.jsonl'}")
+    answered = [t for t in tasks if t.has_answers]
+    if answered:
+        print("\n".join(report_lines(score_submission(submission, answered), per_task=False)))
     else:
         print("answers unknown: not scored (score later with arc-efe score)")
+    return 0
+
+
+def solve(args: argparse.Namespace) -> int:
+    tasks = load_tasks(args.task_file, None, False).tasks
+    agent, inf, trainer, memory_fn = _setup(args)
+    colour = not args.no_color and (args.color or sys.stdout.isatty())
+    try:
+        for task in tasks:
+            result = solve_task(agent, task, inf, trainer, memory_fn)
+            correct = _correct(task, result)
+            for k, (pair, o) in enumerate(zip(task.test, result.outputs)):
+                grids = [pair.input, *o.attempts]
+                titles = [f"{task.id} test[{k}] input", "attempt_1", "attempt_2"][: len(grids)]
+                verdict = "" if correct is None else ("  (right)" if correct[k] else "  (wrong)")
+                print(f"{task.id} test[{k}]: {len(o.candidates)} candidates, {result.seconds:.1f} s{verdict}")
+                print(side_by_side(grids, titles, colour))
+                print()
+    finally:
+        if trainer is not None:
+            trainer.close()
+    return 0
+
+
+def merge(args: argparse.Namespace) -> int:
+    """Combine shard submissions (files, or folders holding submission.json) into one."""
+    merged: dict[str, list] = {}
+    origin: dict[str, str] = {}
+    for name in args.shards:
+        path = Path(name) / "submission.json" if Path(name).is_dir() else Path(name)
+        for task_id, entries in read_submission(path).items():
+            if task_id in merged and merged[task_id] != entries:
+                raise SubmissionError(f"{path}: task {task_id} is also in {origin[task_id]} with other answers")
+            merged[task_id], origin[task_id] = entries, str(path)
+    write_submission(args.out, merged)
+    print(f"wrote {args.out} ({len(merged)} tasks from {len(args.shards)} submissions)")
+    if args.data:
+        tasks = load_tasks(args.data, args.solutions, args.skip_invalid).tasks
+        print("\n".join(report_lines(score_submission(merged, [t for t in tasks if t.id in merged]), per_task=False)))
     return 0

@@ -1,0 +1,147 @@
+"""Answering one task: views -> (test-time training) -> candidates -> scores -> two attempts.
+
+For each test input, every view of the task (`task_views`: the identity first, then the
+other dihedral transforms, each with a random colour permutation that keeps the background
+and a shuffled demonstration order) is decoded, greedily or depth first (`decoding`), and
+each candidate is mapped back through the view's inverse. Distinct candidates are then
+scored under every view (teacher forcing) and ranked (`selection`): product of experts plus
+votes. The two best become attempt_1 and attempt_2.
+
+Solver2 joins through `memory_fn`: given the prompts of a batch, it returns the gated
+readout of the memory bank for each, which is added to the prompt's embeddings both when
+candidates are decoded and when they are scored.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Sequence
+
+import numpy as np
+import torch
+
+from .agent import Agent
+from .data import MAX_SIDE, Grid, Task
+from .decoding import answer_logliks, dfs_candidates
+from .selection import Candidate, grid_key, rank
+from .sequences import view_pairs
+from .tokens import SequenceTooLong, encode_task
+from .ttt import TestTimeTrainer, TTTStats
+from .views import View, random_view
+
+MemoryFn = Callable[[Sequence[Sequence[int]]], "torch.Tensor | None"]
+
+
+@dataclass
+class InferenceConfig:
+    views: int = 8  # views decoded (and used as scoring experts) per test input
+    decoder: str = "dfs"  # "dfs" (depth first, --min-prob) or "greedy"
+    min_prob: float = 0.1  # depth-first search keeps completions at least this probable
+    max_candidates: int = 8  # per view
+    max_scored: int = 16  # distinct candidates scored under every view (most voted first)
+    vote_weight: float = 1.0
+    max_side: int = MAX_SIDE
+    max_len: int = 2048
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.views < 1:
+            raise ValueError(f"--views must be at least 1, got {self.views}")
+        if self.decoder not in ("dfs", "greedy"):
+            raise ValueError(f"decoder must be dfs or greedy, got {self.decoder!r}")
+        if not 0.0 < self.min_prob <= 1.0:
+            raise ValueError(f"--min-prob must be in (0, 1], got {self.min_prob}")
+
+
+@dataclass
+class OutputResult:
+    """The ranked candidates of one test output and the two attempts."""
+    candidates: list[Candidate]
+
+    @property
+    def attempts(self) -> list[Grid]:
+        return [c.grid for c in self.candidates[:2]]
+
+
+@dataclass
+class TaskResult:
+    task_id: str
+    outputs: list[OutputResult]
+    seconds: float = 0.0
+    ttt: TTTStats = field(default_factory=TTTStats)
+
+
+def task_views(task: Task, n: int, seed: int = 0) -> list[View]:
+    """`n` views of `task`, the identity first; deterministic for (seed, task id)."""
+    rng = np.random.default_rng(int.from_bytes(hashlib.sha256(f"views:{seed}:{task.id}".encode()).digest()[:8],
+                                               "little"))
+    views = [View()]
+    for i in range(1, n):
+        v = random_view(rng, len(task.train))
+        views.append(View(i % 8, v.colours, v.demo_order))
+    return views
+
+
+def _prompt(task: Task, test_index: int, view: View, max_len: int) -> list[int] | None:
+    try:
+        return encode_task(view_pairs(task.train, view), view.apply_grid(task.test[test_index].input),
+                           None, max_len).prompt
+    except SequenceTooLong:
+        return None
+
+
+def _decode_view(agent: Agent, prompt: list[int], mem: torch.Tensor | None, cfg: InferenceConfig) -> list[Grid]:
+    if cfg.decoder == "dfs":
+        found = dfs_candidates(agent, prompt, cfg.min_prob, cfg.max_candidates, cfg.max_side, mem)
+        if found:
+            return [d.grid for d in found]
+    greedy = agent.greedy([prompt], mem, cfg.max_side)[0]  # the fallback when nothing clears min_prob
+    return [] if greedy is None else [greedy]
+
+
+def solve_output(agent: Agent, task: Task, test_index: int, views: Sequence[View], cfg: InferenceConfig,
+                 memory_fn: MemoryFn | None = None) -> OutputResult:
+    """Candidates for one test output from every view, scored under every view, ranked."""
+    prompts = [(v, p) for v in views if (p := _prompt(task, test_index, v, cfg.max_len)) is not None]
+    if not prompts:
+        return OutputResult([])
+    memory = memory_fn([p for _, p in prompts]) if memory_fn is not None else None
+    found: dict[tuple, Candidate] = {}
+    for k, (view, prompt) in enumerate(prompts):
+        mem = None if memory is None else memory[k:k + 1]
+        for grid in _decode_view(agent, prompt, mem, cfg):
+            grid = view.invert_grid(grid)
+            cand = found.setdefault(grid_key(grid), Candidate(grid, from_memory=memory is not None))
+            cand.votes += 1
+    # Score the most voted candidates under every view: the product of experts.
+    scored = sorted(found.values(), key=lambda c: (-c.votes, grid_key(c.grid)))[: cfg.max_scored]
+    pairs = [(c, k) for c in scored for k in range(len(prompts))]
+    mem_rows = None if memory is None else memory[[k for _, k in pairs]]
+    liks = answer_logliks(agent, [prompts[k][1] for _, k in pairs],
+                          [prompts[k][0].apply_grid(c.grid) for c, k in pairs], mem_rows)
+    for (cand, _), lik in zip(pairs, liks):
+        cand.logliks.append(lik.logprob)
+        cand.entropies.append(lik.entropy)
+        cand.tokens = lik.tokens
+    return OutputResult(rank(scored, cfg.vote_weight))
+
+
+def solve_task(agent: Agent, task: Task, cfg: InferenceConfig, trainer: TestTimeTrainer | None = None,
+               memory_fn: MemoryFn | None = None) -> TaskResult:
+    """Two attempts for every test output of `task` (test-time training first when given)."""
+    start = time.time()
+    views = task_views(task, cfg.views, cfg.seed)
+    was_training = agent.training
+    agent.eval()
+    try:
+        if trainer is None:
+            outputs = [solve_output(agent, task, i, views, cfg, memory_fn) for i in range(len(task.test))]
+            stats = TTTStats()
+        else:
+            with trainer.adapted(task) as stats:
+                outputs = [solve_output(agent, task, i, views, cfg, memory_fn) for i in range(len(task.test))]
+    finally:
+        agent.train(was_training)
+    return TaskResult(task.id, outputs, time.time() - start, stats)

@@ -1,0 +1,211 @@
+"""Test-time training: fit the model to one task's demonstrations, answer, then forget.
+
+For each task the model trains for `steps` optimizer steps (or until `seconds` run out) on
+the task's own demonstrations, leave-one-out: each demonstration in turn is the query and
+the others are its context, every time under a random view (dihedral x colour permutation
+x demonstration order), so a few pairs become many distinct training sequences and the
+model is pushed towards the rule rather than the pixels. The loss is the EFE risk term
+(cross-entropy of the answer tokens).
+
+What trains, `mode`:
+- `full`: every weight, for small backbones (from-scratch systems learn each task this
+  way). The weights are copied before and copied back after each task, so the model
+  leaves bit-identical.
+- `lora`: a fresh LoRA adapter (`rank`) on the attention and MLP projections, reset for
+  every task; the base weights never receive a gradient. A backbone that already carries
+  a trained adapter keeps it active underneath the new one.
+- `auto` (default): `full` up to FULL_MAX_PARAMS weights, `lora` above.
+
+Use:
+
+    trainer = TestTimeTrainer(agent, TTTConfig(steps=32))
+    with trainer.adapted(task) as stats:
+        ... decode with `agent` ...
+    trainer.close()  # removes the adapter layers (lora)
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import math
+import time
+import warnings
+from dataclasses import dataclass
+from typing import Iterator
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .agent import Agent
+from .data import Task
+from .dataset import make_queries
+from .device import autocast
+from .sequences import collate, forward_example
+from .tokens import SequenceTooLong
+from .views import random_view
+
+FULL_MAX_PARAMS = 100_000_000
+LORA_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+TTT_ADAPTER = "ttt"
+
+
+@dataclass
+class TTTConfig:
+    steps: int = 0  # optimizer steps per task; 0 turns test-time training off
+    lr: float = 1e-3
+    rank: int = 16  # LoRA rank (lora mode)
+    mode: str = "auto"  # "auto", "full" or "lora"
+    batch: int = 8  # sequences per step
+    seconds: float | None = None  # wall-clock budget per task; stops early when spent
+    max_len: int = 2048
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.mode not in ("auto", "full", "lora"):
+            raise ValueError(f"test-time training mode must be auto, full or lora, got {self.mode!r}")
+        if self.steps < 0 or self.batch < 1 or self.rank < 1 or self.lr <= 0:
+            raise ValueError("test-time training needs steps >= 0, batch >= 1, rank >= 1 and lr > 0")
+
+    @property
+    def enabled(self) -> bool:
+        return self.steps > 0
+
+
+@dataclass
+class TTTStats:
+    steps: int = 0
+    first_loss: float | None = None
+    last_loss: float | None = None  # mean of the last few steps' losses
+    seconds: float = 0.0
+
+
+def _is_peft(model: nn.Module) -> bool:
+    from peft import PeftModel
+
+    return isinstance(model, PeftModel)
+
+
+def _task_seed(seed: int, task_id: str) -> int:
+    return int.from_bytes(hashlib.sha256(f"{seed}:{task_id}".encode()).digest()[:8], "little")
+
+
+class TestTimeTrainer:
+    __test__ = False  # not a pytest test class despite its name
+
+    def __init__(self, agent: Agent, cfg: TTTConfig):
+        self.agent = agent
+        self.cfg = cfg
+        n_params = sum(p.numel() for p in agent.backbone.parameters())
+        self.mode = cfg.mode if cfg.mode != "auto" else ("full" if n_params <= FULL_MAX_PARAMS else "lora")
+        self._requires_grad = {n: p.requires_grad for n, p in agent.backbone.named_parameters()}
+        self._wrapped = False
+        if self.mode == "lora" and cfg.enabled:
+            self._add_adapter()
+        self.params = self._trainable()
+        self._initial = [p.detach().clone() for p in self.params]
+
+    # --- what trains ------------------------------------------------------------------
+    def _add_adapter(self) -> None:
+        from peft import LoraConfig, get_peft_model
+
+        lora = LoraConfig(r=self.cfg.rank, lora_alpha=self.cfg.rank, lora_dropout=0.0,
+                          target_modules=list(LORA_TARGETS))
+        backbone = self.agent.backbone
+        with warnings.catch_warnings():
+            # peft 0.21 calls a method transformers 5 deprecates; nothing for our users to do.
+            warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing", category=FutureWarning)
+            if _is_peft(backbone):
+                self._previous_adapter = backbone.active_adapter
+                backbone.add_adapter(TTT_ADAPTER, lora)
+                backbone.base_model.set_adapter([self._previous_adapter, TTT_ADAPTER])
+            else:
+                self.agent.backbone = get_peft_model(backbone, lora, adapter_name=TTT_ADAPTER)
+                self._wrapped = True
+
+    def _trainable(self) -> list[nn.Parameter]:
+        named = list(self.agent.backbone.named_parameters())
+        if self.mode == "full":
+            return [p for _, p in named]
+        marker = f".{TTT_ADAPTER}."
+        for n, p in named:
+            p.requires_grad_(marker in n)
+        return [p for n, p in named if marker in n]
+
+    def close(self) -> None:
+        """Remove the adapter layers (lora) and restore which weights were trainable."""
+        if self.mode == "lora" and self.cfg.enabled:
+            backbone = self.agent.backbone
+            if self._wrapped:
+                self.agent.backbone = backbone.unload()
+            else:
+                backbone.base_model.set_adapter(self._previous_adapter)
+                backbone.delete_adapter(TTT_ADAPTER)
+        for n, p in self.agent.backbone.named_parameters():
+            if n in self._requires_grad:
+                p.requires_grad_(self._requires_grad[n])
+
+    # --- one task ---------------------------------------------------------------------
+    @contextlib.contextmanager
+    def adapted(self, task: Task) -> Iterator[TTTStats]:
+        """Train on `task`'s demonstrations, yield, then put the weights back."""
+        if not self.cfg.enabled:
+            yield TTTStats()
+            return
+        try:
+            yield self._train(task)
+        finally:
+            with torch.no_grad():
+                for p, p0 in zip(self.params, self._initial):
+                    p.copy_(p0)
+            self.agent.eval()
+
+    def _examples(self, task: Task, rng: np.random.Generator):
+        queries = make_queries([task], "train")
+        out = []
+        for k in rng.integers(len(queries), size=self.cfg.batch):
+            q = queries[int(k)]
+            try:
+                out.append(forward_example(q, random_view(rng, len(q.context)), self.cfg.max_len))
+            except SequenceTooLong:
+                continue
+        return out
+
+    def _train(self, task: Task) -> TTTStats:
+        stats = TTTStats()
+        if len(task.train) < 2:
+            return stats  # leave-one-out needs two demonstrations
+        start = time.time()
+        agent, cfg = self.agent, self.cfg
+        device = next(agent.backbone.parameters()).device
+        dtype = next(agent.backbone.parameters()).dtype
+        for p in self.params:
+            p.requires_grad_(True)
+        opt = torch.optim.AdamW(self.params, lr=cfg.lr, weight_decay=0.0)
+        rng = np.random.default_rng(_task_seed(cfg.seed, task.id))
+        losses: list[float] = []
+        agent.train()
+        for _ in range(cfg.steps):
+            if cfg.seconds is not None and time.time() - start >= cfg.seconds:
+                break
+            examples = self._examples(task, rng)
+            if not examples:
+                break  # no demonstration fits max_len
+            batch = collate(examples).to(device)
+            with autocast(device, dtype):
+                logits = agent(batch.input_ids, batch.attention_mask)
+            loss = F.cross_entropy(logits[batch.rows, batch.cols].float(), batch.targets) / math.log(logits.shape[-1])
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(self.params, 1.0)
+            opt.step()
+            losses.append(loss.item())
+        agent.eval()
+        stats.steps = len(losses)
+        if losses:
+            stats.first_loss = losses[0]
+            stats.last_loss = float(np.mean(losses[-4:]))
+        stats.seconds = time.time() - start
+        return stats
