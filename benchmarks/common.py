@@ -9,16 +9,25 @@ from typing import Callable, Sequence
 
 import numpy as np
 
+from arc_efe.agent import Agent
+from arc_efe.data import Task, grids_equal
+from arc_efe.inference import InferenceConfig, solve_output, task_views
 from arc_efe.sources import load_tasks
+from arc_efe.ttt import TestTimeTrainer, TTTConfig
 from arc_efe.tokens import encode_task
 from arc_efe.train import Run, build_micro_batch, train_step
 
 
-def smallest_tasks_file(n: int, folder: Path, source: str = "arc-agi-1/training") -> Path:
-    """The n smallest tasks of `source` by token count, written as a task-dictionary file."""
+def smallest_tasks(n: int, source: str = "arc-agi-1/training") -> list[Task]:
+    """The n smallest tasks of `source` by token count (every test output with its demonstrations)."""
     def size(t):
         return sum(len(encode_task(t.train, p.input, p.output).tokens) for p in t.test)
-    tasks = sorted(load_tasks(source).tasks, key=size)[:n]
+    return sorted(load_tasks(source).tasks, key=size)[:n]
+
+
+def smallest_tasks_file(n: int, folder: Path, source: str = "arc-agi-1/training") -> Path:
+    """The n smallest tasks of `source`, written as a task-dictionary file."""
+    tasks = smallest_tasks(n, source)
     path = folder / f"smallest_{n}.json"
     path.write_text(json.dumps({t.id: t.to_json() for t in tasks}))
     return path
@@ -41,3 +50,42 @@ def train_for(run: Run, seconds: float, callbacks: Sequence[Callable] = ()) -> d
         sel = [l for l, t in zip(losses, times) if k * seconds / 10 <= t < (k + 1) * seconds / 10]
         curve.append(float(np.mean(sel)) if sel else float("nan"))
     return {"steps": step, "curve": curve}
+
+
+def ttt_and_vote(agent: Agent, tasks: Sequence[Task], ttt: TTTConfig | None, inf: InferenceConfig,
+                 log: Callable[[str], None] = print) -> dict:
+    """Per task: test-time training (when `ttt` has steps), then answers from the identity
+    view alone and from `inf.views` views with voting, both from the same adapted weights.
+    Returns the tasks solved (every test output right within 2 attempts) each way."""
+    trainer = TestTimeTrainer(agent, ttt) if ttt is not None and ttt.enabled else None
+    solved = {"1 view": 0, f"{inf.views} views": 0}
+    seconds = []
+    try:
+        for k, task in enumerate(tasks, 1):
+            t0 = time.time()
+            views = task_views(task, inf.views, inf.seed)
+            with (trainer.adapted(task) if trainer else _no_ttt()) as stats:
+                row = {}
+                for name, vs in (("1 view", views[:1]), (f"{inf.views} views", views)):
+                    outs = [solve_output(agent, task, i, vs, inf) for i in range(len(task.test))]
+                    row[name] = all(any(grids_equal(a, p.output) for a in o.attempts)
+                                    for o, p in zip(outs, task.test))
+                    solved[name] += row[name]
+            seconds.append(time.time() - t0)
+            ttt_text = (f"ttt {stats.steps} steps loss {stats.first_loss:.3f}->{stats.last_loss:.3f}"
+                        if stats.steps else "no ttt")
+            log(f"  [{k}/{len(tasks)}] {task.id}: {ttt_text}; 1 view {'right' if row['1 view'] else 'wrong'}, "
+                f"{inf.views} views {'right' if row[f'{inf.views} views'] else 'wrong'}; {seconds[-1]:.0f}s")
+    finally:
+        if trainer is not None:
+            trainer.close()
+    return {"solved": solved, "tasks": len(tasks), "seconds_per_task": float(np.mean(seconds)) if seconds else 0.0}
+
+
+class _no_ttt:
+    def __enter__(self):
+        from arc_efe.ttt import TTTStats
+        return TTTStats()
+
+    def __exit__(self, *exc):
+        return False

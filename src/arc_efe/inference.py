@@ -31,6 +31,7 @@ from .tokens import SequenceTooLong, encode_task
 from .ttt import TestTimeTrainer, TTTStats
 from .views import View, random_view
 
+GREEDY_BATCH = 8
 MemoryFn = Callable[[Sequence[Sequence[int]]], "torch.Tensor | None"]
 
 
@@ -92,13 +93,24 @@ def _prompt(task: Task, test_index: int, view: View, max_len: int) -> list[int] 
         return None
 
 
-def _decode_view(agent: Agent, prompt: list[int], mem: torch.Tensor | None, cfg: InferenceConfig) -> list[Grid]:
+def _decode(agent: Agent, prompts: list[list[int]], memory: torch.Tensor | None,
+            cfg: InferenceConfig) -> list[list[Grid]]:
+    """Candidates of each prompt (in the view's frame). Depth-first search per prompt; the
+    prompts where nothing clears min_prob (and all of them with the greedy decoder) get
+    their greedy answer, decoded together in one batch."""
+    found: list[list[Grid]] = [[] for _ in prompts]
     if cfg.decoder == "dfs":
-        found = dfs_candidates(agent, prompt, cfg.min_prob, cfg.max_candidates, cfg.max_side, mem)
-        if found:
-            return [d.grid for d in found]
-    greedy = agent.greedy([prompt], mem, cfg.max_side)[0]  # the fallback when nothing clears min_prob
-    return [] if greedy is None else [greedy]
+        for k, prompt in enumerate(prompts):
+            mem = None if memory is None else memory[k:k + 1]
+            found[k] = [d.grid for d in dfs_candidates(agent, prompt, cfg.min_prob, cfg.max_candidates,
+                                                       cfg.max_side, mem)]
+    todo = [k for k in range(len(prompts)) if not found[k]]
+    for start in range(0, len(todo), GREEDY_BATCH):
+        chunk = todo[start:start + GREEDY_BATCH]
+        mem = None if memory is None else memory[chunk]
+        for k, grid in zip(chunk, agent.greedy([prompts[k] for k in chunk], mem, cfg.max_side)):
+            found[k] = [] if grid is None else [grid]
+    return found
 
 
 def solve_output(agent: Agent, task: Task, test_index: int, views: Sequence[View], cfg: InferenceConfig,
@@ -109,9 +121,9 @@ def solve_output(agent: Agent, task: Task, test_index: int, views: Sequence[View
         return OutputResult([])
     memory = memory_fn([p for _, p in prompts]) if memory_fn is not None else None
     found: dict[tuple, Candidate] = {}
-    for k, (view, prompt) in enumerate(prompts):
-        mem = None if memory is None else memory[k:k + 1]
-        for grid in _decode_view(agent, prompt, mem, cfg):
+    decoded = _decode(agent, [p for _, p in prompts], memory, cfg)
+    for (view, _), grids in zip(prompts, decoded):
+        for grid in grids:
             grid = view.invert_grid(grid)
             cand = found.setdefault(grid_key(grid), Candidate(grid, from_memory=memory is not None))
             cand.votes += 1
