@@ -49,7 +49,7 @@ def train_for(run: Run, seconds: float, callbacks: Sequence[Callable] = ()) -> d
     for k in range(10):
         sel = [l for l, t in zip(losses, times) if k * seconds / 10 <= t < (k + 1) * seconds / 10]
         curve.append(float(np.mean(sel)) if sel else float("nan"))
-    return {"steps": step, "curve": curve}
+    return {"steps": step, "curve": curve, "losses": losses}
 
 
 def ttt_and_vote(agent: Agent, tasks: Sequence[Task], ttt: TTTConfig | None, inf: InferenceConfig,

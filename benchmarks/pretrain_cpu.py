@@ -7,29 +7,34 @@
 Trains a backbone from scratch on `synthetic` (every family, fresh tasks each step) for a
 fixed wall-clock budget, then reports in-context exact accuracy (greedy, no test-time
 training) on fresh generated tasks from a seed training never saw, per family and overall,
-and pass@2 on the 30 smallest `arc-agi-1/evaluation` tasks.
+and the tasks solved (pass@2) among the 30 smallest `arc-agi-1/evaluation` tasks, without and
+with test-time training (`--ttt-seconds` per task), each from the task as it is (1 view) and by
+voting over 8 views. `--output-dir DIR` keeps the pretrained run as a checkpoint, for
+`arc-efe evaluate --checkpoint` and `benchmarks/ttt_scratch.py --checkpoint`.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import tempfile
 import time
 from collections import defaultdict
-from pathlib import Path
 
 import torch
 
 from arc_efe.config import TrainConfig
 from arc_efe.data import grids_equal
 from arc_efe.dataset import make_queries
-from arc_efe.evaluation import decode_queries, pass_at_2
-from arc_efe.sources import load_tasks
+from arc_efe.checkpoint import Position, save_checkpoint
+from arc_efe.evaluation import decode_queries
+from arc_efe.inference import InferenceConfig
 from arc_efe.synthetic import SyntheticSource
 from arc_efe.train import setup
+from arc_efe.ttt import TTTConfig
 from arc_efe.views import View
 
-from common import smallest_tasks_file, train_for
+from common import smallest_tasks, train_for, ttt_and_vote
 
 
 def main() -> None:
@@ -44,10 +49,15 @@ def main() -> None:
     p.add_argument("--arc-tasks", type=int, default=30, help="smallest arc-agi-1/evaluation tasks")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--ttt-seconds", type=float, default=20.0,
+                   help="test-time training per ARC task; 0 skips the measurement with it")
+    p.add_argument("--ttt-lr", type=float, default=1e-3)
+    p.add_argument("--output-dir", default=None, help="keep the pretrained run (a checkpoint) in this folder")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
-    with tempfile.TemporaryDirectory() as tmp:
+    keep = contextlib.nullcontext(args.output_dir) if args.output_dir else tempfile.TemporaryDirectory()
+    with keep as tmp:
         cfg = TrainConfig(data="synthetic", output_dir=tmp, run_name="pretrain", device=args.device,
                           model_name=args.model_name, agent_lr=args.lr, batch_size=args.batch_size,
                           max_batches=10 ** 9, max_len=args.max_len, warmup_steps=50, memory=False,
@@ -71,11 +81,23 @@ def main() -> None:
         total = [x for ok in per_family.values() for x in ok]
         print(f"  {'overall':<28} {sum(total)}/{len(total)} ({100 * sum(total) / max(len(total), 1):.1f}%)")
 
-        data = smallest_tasks_file(args.arc_tasks, Path(tmp), source="arc-agi-1/evaluation")
-        arc = make_queries(load_tasks(data).tasks, "test")
-        report = pass_at_2(run.agent, arc, args.max_len)
-        print(f"\narc-agi-1/evaluation, {args.arc_tasks} smallest tasks, no test-time training: {report.summary()}")
+        if args.output_dir:
+            path = save_checkpoint(run.run_dir, run.agent.backbone, run.optimizer, run.scheduler,
+                                   Position(res["steps"], 0, res["steps"], 1), cfg.to_dict())
+            print(f"pretrained checkpoint: {path}")
 
+        arc = smallest_tasks(args.arc_tasks, "arc-agi-1/evaluation")
+        inf = InferenceConfig(views=8, max_len=args.max_len, seed=args.seed)
+        measured = [("no test-time training", None)]
+        if args.ttt_seconds > 0:
+            measured.append((f"test-time training {args.ttt_seconds:.0f} s per task",
+                             TTTConfig(steps=10 ** 6, lr=args.ttt_lr, seconds=args.ttt_seconds,
+                                       max_len=args.max_len, seed=args.seed)))
+        print(f"\narc-agi-1/evaluation, the {len(arc)} smallest tasks, tasks solved (pass@2):")
+        for name, ttt in measured:
+            r = ttt_and_vote(run.agent, arc, ttt, inf, log=lambda line: None)
+            solved = ", ".join(f"{k} {v}/{r['tasks']}" for k, v in r["solved"].items())
+            print(f"  {name}: {solved} ({r['seconds_per_task']:.1f} s per task)", flush=True)
 
 if __name__ == "__main__":
     main()

@@ -110,3 +110,15 @@ def test_short_pretraining_on_one_family_lowers_loss_on_fresh_instances(tmp_path
         train_step(run, 0, [build_micro_batch(run, 0, step)], step)
     after = fresh_risk()
     assert after < 0.8 * before, (before, after)
+
+
+def test_family_lists_and_a_size_limit():
+    src = SyntheticSource("synthetic/flip_lr,rotate_90:4", 0)
+    tasks = src.tasks(20)
+    assert {t.source for t in tasks} == {"synthetic/flip_lr", "synthetic/rotate_90"}
+    assert all(max(g.shape) <= 4 for t in tasks for p in (*t.train, *t.test) for g in (p.input, p.output))
+    small = load_tasks("synthetic:5", seed=1, count=10).tasks
+    assert all(max(p.input.shape) <= 5 for t in small for p in t.train)
+    for bad in ("synthetic/flip_lr,nope", "synthetic:0", "synthetic:x"):
+        with pytest.raises(SourceError, match="synthetic"):
+            SyntheticSource(bad, 0)

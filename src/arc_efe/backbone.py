@@ -37,6 +37,11 @@ _COMMON = dict(vocab_size=VOCAB_SIZE, max_position_embeddings=8192, rope_theta=1
 PRESETS: dict[str, dict] = {
     "tiny": dict(_COMMON, hidden_size=128, num_hidden_layers=4, num_attention_heads=4,
                  num_key_value_heads=2, intermediate_size=256),
+    # Same order of size as tiny, spent on width or on depth (for studies of what learns sooner).
+    "tiny-wide": dict(_COMMON, hidden_size=160, num_hidden_layers=2, num_attention_heads=4,
+                      num_key_value_heads=2, intermediate_size=480),
+    "tiny-deep": dict(_COMMON, hidden_size=96, num_hidden_layers=8, num_attention_heads=4,
+                      num_key_value_heads=2, intermediate_size=192),
     "small": dict(_COMMON, hidden_size=256, num_hidden_layers=6, num_attention_heads=8,
                   num_key_value_heads=4, intermediate_size=768),
     "base": dict(_COMMON, hidden_size=512, num_hidden_layers=8, num_attention_heads=8,

@@ -8,7 +8,8 @@
   beside it (`x_challenges.json` -> `x_solutions.json`), or from `solutions=`;
 - a single task file `{"train": [...], "test": [...]}` (its id is the file name);
 - a folder of such files (`*.json`, not recursive);
-- generated tasks: `synthetic` (every family) or `synthetic/<family>` (see `arc_efe.synthetic`).
+- generated tasks: `synthetic` (every family), `synthetic/<family>[,<family>...]`, with an
+  optional `:N` for grids at most N x N (see `arc_efe.synthetic`).
 
 Every task is validated (see `data.parse_task`). With `skip_invalid=True` an invalid task is
 left out and listed in `LoadResult.skipped` with its reason; every valid task is kept.
@@ -68,11 +69,12 @@ def load_tasks(spec: str | Path, solutions: str | Path | None = None,
                skip_invalid: bool = False, seed: int = 0, count: int = SYNTHETIC_COUNT) -> LoadResult:
     """Load and validate every task of a source; see the module docstring for `spec`.
 
-    A generated source (`synthetic`, `synthetic/<family>`) gives `count` tasks drawn with `seed`.
+    A generated source (`synthetic`, `synthetic/<family>[,<family>...][:max_side]`) gives `count` tasks drawn with `seed`.
     """
     name = str(spec)
-    if name == "synthetic" or name.startswith("synthetic/"):
-        from .synthetic import SyntheticSource
+    from .synthetic import SyntheticSource, is_synthetic  # imported here: loads every family
+
+    if is_synthetic(name):
         return LoadResult(name, SyntheticSource(name, seed).tasks(count))
     if name in EMBEDDED:
         if solutions is not None:

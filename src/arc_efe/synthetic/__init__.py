@@ -20,6 +20,7 @@ from typing import Callable
 import numpy as np
 
 from ..data import MAX_SIDE, NUM_COLOURS, Grid, Pair, Task
+from ._grids import SIZE_CAP
 
 
 @dataclass
@@ -59,8 +60,21 @@ def _valid_grid(g: Grid) -> bool:
 
 
 def generate_task(family: Family, rng: np.random.Generator, task_id: str,
-                  max_tries: int = 100) -> Task:
-    """One valid task of `family`; raises GenerationError after `max_tries` failed draws."""
+                  max_tries: int = 100, max_side: int = MAX_SIDE) -> Task:
+    """One valid task of `family` whose grids are at most `max_side` on a side; raises
+    GenerationError after `max_tries` failed draws."""
+    def fits(g: Grid) -> bool:
+        return _valid_grid(g) and max(g.shape) <= max_side
+
+    token = SIZE_CAP.set(max_side)
+    try:
+        return _generate(family, rng, task_id, max_tries, fits)
+    finally:
+        SIZE_CAP.reset(token)
+
+
+def _generate(family: Family, rng: np.random.Generator, task_id: str, max_tries: int,
+              fits: Callable[[Grid], bool]) -> Task:
     for _ in range(max_tries):
         rule = family.make(rng)
         n_train = int(rng.integers(3, 6))
@@ -68,10 +82,10 @@ def generate_task(family: Family, rng: np.random.Generator, task_id: str,
         pairs: list[Pair] = []
         for _ in range(n_train + n_test):
             x = rule.sample_input(rng)
-            if not _valid_grid(x):
+            if not fits(x):
                 break
             y = rule.apply(x)
-            if not _valid_grid(y) or not np.array_equal(rule.apply(x), y):
+            if not fits(y) or not np.array_equal(rule.apply(x), y):
                 break
             pairs.append(Pair(x.astype(np.uint8), y.astype(np.uint8)))
         else:
@@ -87,7 +101,9 @@ def generate_task(family: Family, rng: np.random.Generator, task_id: str,
 
 
 class SyntheticSource:
-    """Endless generated tasks: `synthetic` (every family) or `synthetic/<family>`.
+    """Endless generated tasks: `synthetic` (every family), `synthetic/<family>` or
+    `synthetic/<family>,<family>,...`; a suffix `:N` keeps grids at most N x N (a curriculum
+    from small grids: `synthetic:6`, `synthetic/flip_lr,rotate_90:5`).
 
     Task i is fully determined by (seed, i): its family is drawn from the family list and
     its content from an RNG seeded by both, so a run, a resumed run and an evaluation
@@ -97,32 +113,48 @@ class SyntheticSource:
     def __init__(self, name: str = "synthetic", seed: int = 0):
         self.name = name
         self.seed = seed
-        self.families = families_for(name)
+        self.families, self.max_side = parse_name(name)
 
     def task(self, i: int) -> Task:
         rng = np.random.default_rng([self.seed, i, 0x5EED])
-        family = self.families[int(rng.integers(len(self.families)))]
-        return generate_task(family, rng, f"{family.name}-s{self.seed}-{i}")
+        for attempt in range(len(self.families) + 1):
+            family = self.families[int(rng.integers(len(self.families)))]
+            try:
+                return generate_task(family, rng, f"{family.name}-s{self.seed}-{i}", max_side=self.max_side)
+            except GenerationError:
+                # Under a size limit some families cannot fit; another family is drawn.
+                if self.max_side == MAX_SIDE or len(self.families) == 1 or attempt == len(self.families):
+                    raise
+        raise AssertionError("unreachable")
 
     def tasks(self, n: int, start: int = 0) -> list[Task]:
         return [self.task(i) for i in range(start, start + n)]
 
 
 def is_synthetic(name: str) -> bool:
-    return name == "synthetic" or name.startswith("synthetic/")
+    return name.split(":", 1)[0] == "synthetic" or name.startswith("synthetic/")
 
 
-def families_for(name: str) -> list[Family]:
-    """The families a source name stands for; an unknown family lists the known ones."""
+def parse_name(name: str) -> tuple[list[Family], int]:
+    """The families a source name stands for and its largest grid side; an unknown family
+    lists the known ones."""
     from ..errors import SourceError
 
-    if name == "synthetic":
-        return [FAMILIES[k] for k in sorted(FAMILIES)]
-    fam = name.split("/", 1)[1]
-    if fam not in FAMILIES:
-        raise SourceError(f"{name}: no such family; `arc-efe data list-families` lists the "
+    base, _, cap = name.partition(":")
+    max_side = MAX_SIDE
+    if cap:
+        if not cap.isdigit() or not 1 <= int(cap) <= MAX_SIDE:
+            raise SourceError(f"{name}: the size limit after ':' must be a number from 1 to {MAX_SIDE}")
+        max_side = int(cap)
+    if base == "synthetic":
+        return [FAMILIES[k] for k in sorted(FAMILIES)], max_side
+    names = base.split("/", 1)[1].split(",")
+    unknown = [f for f in names if f not in FAMILIES]
+    if unknown:
+        raise SourceError(f"{name}: no such family {', '.join(unknown)}; `arc-efe data list-families` lists the "
                           f"{len(FAMILIES)} families")
-    return [FAMILIES[fam]]
+    return [FAMILIES[f] for f in names], max_side
+
 
 
 def _load_families() -> None:

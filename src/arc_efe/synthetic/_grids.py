@@ -3,14 +3,26 @@ Object-level helpers (components, shapes, placing them) live in `_objects`."""
 
 from __future__ import annotations
 
+from contextvars import ContextVar
+
 import numpy as np
 
-from ..data import Grid
+from ..data import MAX_SIDE, Grid
 from ._objects import place_rects
+
+# The largest side `any_size` draws, lowered while a size-limited source generates. Other
+# families keep their sizes; a draw too large for the limit is redrawn by the generator.
+SIZE_CAP: ContextVar[int] = ContextVar("SIZE_CAP", default=MAX_SIDE)
 
 
 def random_size(rng: np.random.Generator, lo: int = 3, hi: int = 12) -> tuple[int, int]:
     return int(rng.integers(lo, hi + 1)), int(rng.integers(lo, hi + 1))
+
+
+def any_size(rng: np.random.Generator, lo: int = 3, hi: int = 12) -> tuple[int, int]:
+    """`random_size` for rules that work on a grid of any size: within a source's size limit."""
+    hi = min(hi, SIZE_CAP.get())
+    return random_size(rng, min(lo, hi), hi)
 
 
 def random_offset(rng: np.random.Generator, reach: int = 3) -> tuple[int, int]:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import Rule, register
-from ._grids import pick_colours, random_size, varied_grid
+from ._grids import any_size, pick_colours, random_size, varied_grid
 from ._objects import components, place_shapes, random_shape
 
 
@@ -36,7 +36,7 @@ def colour_permutation(rng: np.random.Generator) -> Rule:
     rest = [c for c in range(1, 10) if c not in cycle]
 
     def sample(rng: np.random.Generator) -> np.ndarray:
-        h, w = random_size(rng, 3, 10)
+        h, w = any_size(rng, 3, 10)
         extra = [int(c) for c in rng.choice(rest, size=int(rng.integers(0, 3)), replace=False)]
         g = varied_grid(rng, h, w, cycle + extra)
         return _ensure_colours(rng, g, cycle)
@@ -51,7 +51,7 @@ def swap_colours(rng: np.random.Generator) -> Rule:
     rest = [c for c in range(1, 10) if c not in (a, b)]
 
     def sample(rng: np.random.Generator) -> np.ndarray:
-        h, w = random_size(rng, 3, 12)
+        h, w = any_size(rng, 3, 12)
         extra = [int(c) for c in rng.choice(rest, size=int(rng.integers(0, 3)), replace=False)]
         g = varied_grid(rng, h, w, [a, b] + extra)
         return _ensure_colours(rng, g, [a, b])

@@ -9,14 +9,14 @@ from __future__ import annotations
 import numpy as np
 
 from . import Rule, register
-from ._grids import pick_colours, random_offset, random_size, varied_grid
+from ._grids import any_size, pick_colours, random_offset, random_size, varied_grid
 from ._objects import place_shapes, random_shape, shift
 
 
 def _content_sampler(lo: int = 2, hi: int = 10, max_h: int | None = None, max_w: int | None = None):
     """sample_input for transforms that work on any grid: random size, colours and content."""
     def sample(rng: np.random.Generator) -> np.ndarray:
-        h, w = random_size(rng, lo, hi)
+        h, w = any_size(rng, lo, hi)
         if max_h is not None:
             h = min(h, max_h)
         if max_w is not None:
