@@ -118,6 +118,14 @@ def cmd_score(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_diagnose(args: argparse.Namespace) -> int:
+    from .diagnosis import diagnose, open_run, render
+
+    config, records = open_run(args.run_dir)
+    print(render(diagnose(config, records), header=f"Diagnosis of {args.run_dir}"), end="")
+    return 0
+
+
 def config_for_resume(run_dir: Path, args: argparse.Namespace):
     """The saved config of a run; --epochs, --max-batches and --device may be changed."""
     from .config import TrainConfig
@@ -204,6 +212,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     p.add_argument("--quiet", action="store_true", help="print only the total, not each task")
     p.set_defaults(func=cmd_score)
+
+    p = sub.add_parser("diagnose", help="say in plain words how a training run is going and what to try")
+    p.add_argument("run_dir", metavar="RUN_DIR", help="a run folder (finished, still running or crashed)")
+    p.set_defaults(func=cmd_diagnose)
     return parser
 
 

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from .errors import ArcEfeError
-from .files import atomic_write_text
+from .files import atomic_write_text, read_jsonl
 
 COMPONENTS = ("risk", "ambiguity", "consistency", "bidirectional", "step")
 
@@ -510,27 +510,23 @@ def load_run(run_dir: str | Path) -> tuple[dict, list[dict]]:
             config = json.loads(config_path.read_text(encoding="utf-8"))
         except (json.JSONDecodeError, UnicodeDecodeError) as e:
             raise ArcEfeError(f"{config_path}: not valid JSON ({e})") from None
+        except OSError as e:
+            raise ArcEfeError(f"{config_path}: cannot read ({e.strerror or e})") from None
         if not isinstance(config, dict):
             raise ArcEfeError(f"{config_path}: expected a JSON object, got {type(config).__name__}")
-    metrics_path = run_dir / "metrics.jsonl"
-    try:
-        text = metrics_path.read_bytes().decode("utf-8", errors="replace")
-    except FileNotFoundError:
-        raise ArcEfeError(f"{metrics_path}: no such file (is this a training run folder?)") from None
-    numbered = [(i, line) for i, line in enumerate(text.splitlines(), 1) if line.strip()]
-    records = []
-    for k, (lineno, line) in enumerate(numbered):
-        try:
-            rec = json.loads(line)
-        except json.JSONDecodeError as e:
-            if k == len(numbered) - 1:
-                break   # the last line was cut off mid-write: the run crashed or is writing it now
-            raise ArcEfeError(f"{metrics_path}: line {lineno} is not valid JSON ({e.msg})") from None
-        if not isinstance(rec, dict):
-            raise ArcEfeError(f"{metrics_path}: line {lineno}: expected a JSON object, "
-                              f"got {type(rec).__name__}")
-        records.append(rec)
+    records = read_jsonl(run_dir / "metrics.jsonl", "is this a training run folder?")
     return config, records
+
+
+def open_run(run_dir: str | Path) -> tuple[dict, list[dict]]:
+    """Like `load_run`, for commands pointed at a run folder by hand (`arc-efe diagnose`,
+    `arc-efe report`): the folder and its config.json must exist too."""
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise ArcEfeError(f"{run_dir}: no such run folder (training prints it last, as 'run folder: ...')")
+    if not (run_dir / "config.json").is_file():
+        raise ArcEfeError(f"{run_dir / 'config.json'}: no such file (is this a training run folder?)")
+    return load_run(run_dir)
 
 
 def write_diagnosis(run_dir: str | Path, config: dict, records: list[dict]) -> str:
