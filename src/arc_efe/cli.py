@@ -126,6 +126,13 @@ def cmd_diagnose(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_report(args: argparse.Namespace) -> int:
+    from .report import write_report
+
+    print(f"report: {write_report(args.run_dir, args.eval, args.output, args.max_tasks)}")
+    return 0
+
+
 def config_for_resume(run_dir: Path, args: argparse.Namespace):
     """The saved config of a run; --epochs, --max-batches and --device may be changed."""
     from .config import TrainConfig
@@ -216,6 +223,15 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("diagnose", help="say in plain words how a training run is going and what to try")
     p.add_argument("run_dir", metavar="RUN_DIR", help="a run folder (finished, still running or crashed)")
     p.set_defaults(func=cmd_diagnose)
+
+    p = sub.add_parser("report", help="write an HTML page of a run: curves, diagnosis, evaluated tasks as grids")
+    p.add_argument("run_dir", metavar="RUN_DIR", help="a run folder (finished, still running or crashed)")
+    p.add_argument("--eval", default=None, metavar="PATH",
+                   help="eval.jsonl of arc-efe evaluate, or its folder (default: RUN_DIR/eval/ when there)")
+    p.add_argument("--output", default=None, metavar="FILE", help="where the page goes (default: RUN_DIR/report.html)")
+    p.add_argument("--max-tasks", type=int, default=10,
+                   help="evaluated tasks drawn as grids, wrong ones first; raise it to see more (the page grows)")
+    p.set_defaults(func=cmd_report)
     return parser
 
 
