@@ -30,6 +30,8 @@ from .errors import ArcEfeError
 from .files import atomic_write_text, read_jsonl
 from .grid_svg import as_grid, grid_svg, shape_text, wrong_cells
 from .plots import training_plots
+from .sources import load_tasks
+from .synthetic import SyntheticSource, is_synthetic
 
 REPORT_FILE = "report.html"
 EVAL_FILE = "eval.jsonl"
@@ -136,9 +138,6 @@ class TaskLookup:
         return task, why
 
     def _load(self, rec: EvalTask) -> tuple[Task | None, str]:
-        from .sources import load_tasks
-        from .synthetic import SyntheticSource, is_synthetic
-
         if is_synthetic(rec.source):  # generated tasks: the id holds the seed and the index
             m = _SYNTHETIC_ID.search(rec.task_id)
             if m is None:
