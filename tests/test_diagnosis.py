@@ -283,3 +283,38 @@ def test_write_diagnosis(tmp_path):
     text = write_diagnosis(tmp_path, HEALTHY_CONFIG, healthy_run())
     assert (tmp_path / "diagnosis.txt").read_text() == text
     assert "No problems found." in text
+
+
+def test_nan_written_by_the_training_log_is_found(tmp_path):
+    """MetricsLog writes NaN/inf as the strings "nan"/"inf" (JSON has no literal for them)."""
+    from arc_efe.metrics import MetricsLog
+
+    log = MetricsLog(tmp_path, tensorboard=False)
+    losses = [5.0 - 0.1 * i for i in range(12)]
+    losses[4] = float("nan")
+    for rec in step_lines(losses):
+        log.log(rec)
+    assert '"loss": "nan"' in (tmp_path / "metrics.jsonl").read_text()
+    nan = [f for f in diagnose(HEALTHY_CONFIG, load_run(tmp_path)[1]) if "NaN" in f.title]
+    assert len(nan) == 1 and "1 of 12 step lines" in nan[0].saw and "step 5" in nan[0].saw
+
+
+def test_trend_lists_epochs_and_each_component():
+    recs = []
+    for ep, (base, risk) in enumerate([(5.0, 0.9), (4.5, 0.7), (4.0, 0.5)], 1):
+        recs += step_lines([base] * 4, epoch=ep, start=ep * 10)
+        recs.append(epoch_line(ep, base, components=comps(0.8, risk=risk, step=0.0)))
+    trend = [f for f in diagnose(HEALTHY_CONFIG, recs) if f.title.startswith("loss is falling")]
+    assert len(trend) == 1
+    saw = " ".join(trend[0].saw.split())
+    assert "by epoch: 1: 5.00, 2: 4.50, 3: 4.00" in saw
+    assert "by component (epoch 1 -> 3): risk 0.90 -> 0.50 (-44.4%)" in saw
+    assert "ambiguity 0.80 -> 0.80 (+0.0%)" in saw and "step 0.00 -> 0.00" in saw
+
+
+def test_memory_finding_says_whether_the_bank_grows():
+    grows = [f for f in diagnose(HEALTHY_CONFIG, healthy_run()) if f.title == "memory bank is filling"]
+    assert "size by epoch: 3, 12, 27 (growing)" in grows[0].saw
+    recs = [epoch_line(1, 5.0, adds=0, train_acc=0.0), epoch_line(2, 4.9, adds=0, train_acc=0.0)]
+    stuck = [f for f in diagnose(HEALTHY_CONFIG, recs) if "memory" in f.title]
+    assert len(stuck) == 1 and "size by epoch: 0, 0 (not growing)" in stuck[0].saw

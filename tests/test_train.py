@@ -184,10 +184,11 @@ def test_root_script_runs_verbatim(tmp_path):
     r = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, env=env, timeout=600)
     assert r.returncode == 0, r.stderr[-2000:]
     for text in ("Loss:", "Memory bank updates: 0/12", "Training Accuracy:", "Validation Accuracy:",
-                 "run folder:"):
+                 "report:", "run folder:"):
         assert text in r.stdout
     run_dir = tmp_path / r.stdout.split("run folder:")[1].strip()
-    for name in ("config.json", "metrics.jsonl", "diagnosis.txt", "checkpoints/latest"):
+    assert f"report: {run_dir.relative_to(tmp_path) / 'report.html'}\n" in r.stdout
+    for name in ("config.json", "metrics.jsonl", "diagnosis.txt", "checkpoints/latest", "report.html"):
         assert (run_dir / name).exists(), name
     steps = _steps(run_dir)
     assert len(steps) == 3 and set(steps[0]) >= {"step", "epoch", "loss", "components", "lr", "grad_norm",

@@ -130,6 +130,21 @@ def cmd_score(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_diagnose(args: argparse.Namespace) -> int:
+    from .diagnosis import diagnose, open_run, render
+
+    config, records = open_run(args.run_dir)
+    print(render(diagnose(config, records), header=f"Diagnosis of {args.run_dir}"), end="")
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from .report import write_report
+
+    print(f"report: {write_report(args.run_dir, args.eval, args.output, args.max_tasks)}")
+    return 0
+
+
 def config_for_resume(run_dir: Path, args: argparse.Namespace):
     """The saved config of a run; --epochs, --max-batches and --device may be changed."""
     from .config import TrainConfig
@@ -233,6 +248,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     p.add_argument("--quiet", action="store_true", help="print only the total, not each task")
     p.set_defaults(func=cmd_score)
+
+    p = sub.add_parser("diagnose", help="say in plain words how a training run is going and what to try")
+    p.add_argument("run_dir", metavar="RUN_DIR", help="a run folder (finished, still running or crashed)")
+    p.set_defaults(func=cmd_diagnose)
+
+    p = sub.add_parser("report", help="write an HTML page of a run: curves, diagnosis, evaluated tasks as grids")
+    p.add_argument("run_dir", metavar="RUN_DIR", help="a run folder (finished, still running or crashed)")
+    p.add_argument("--eval", default=None, metavar="PATH",
+                   help="eval.jsonl of arc-efe evaluate, or its folder (default: RUN_DIR/eval/ when there)")
+    p.add_argument("--output", default=None, metavar="FILE", help="where the page goes (default: RUN_DIR/report.html)")
+    p.add_argument("--max-tasks", type=int, default=10,
+                   help="evaluated tasks drawn as grids, wrong ones first; raise it to see more (the page grows)")
+    p.set_defaults(func=cmd_report)
     return parser
 
 

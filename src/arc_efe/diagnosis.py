@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from .errors import ArcEfeError
-from .files import atomic_write_text
+from .files import atomic_write_text, read_jsonl
 
 COMPONENTS = ("risk", "ambiguity", "consistency", "bidirectional", "step")
 
@@ -69,15 +69,26 @@ class Finding:
 
 # ---------------------------------------------------------------- small helpers
 
-def _num(x: Any) -> float | None:
-    """A number from a metrics field, or None when absent / not a number (NaN and inf kept)."""
+# How `metrics.MetricsLog` writes non-finite values (JSON has no literal for them).
+_NON_FINITE = {"nan": math.nan, "inf": math.inf, "-inf": -math.inf,
+               "infinity": math.inf, "-infinity": -math.inf}
+
+
+def metric_value(x: Any) -> float | None:
+    """A number from a metrics field, or None when absent / not a number.
+
+    NaN and inf are kept, whether written as JSON numbers or as the strings "nan", "inf",
+    "-inf" that the training log uses.
+    """
+    if isinstance(x, str):
+        return _NON_FINITE.get(x.strip().lower())
     if isinstance(x, bool) or not isinstance(x, (int, float)):
         return None
     return float(x)
 
 
 def _finite(x: Any) -> float | None:
-    v = _num(x)
+    v = metric_value(x)
     return v if v is not None and math.isfinite(v) else None
 
 
@@ -95,7 +106,7 @@ def _pct(x: float) -> str:
 
 
 def _lr(x: Any) -> str:
-    v = _num(x)
+    v = metric_value(x)
     return f"{v:g}" if v is not None else "not set"
 
 
@@ -134,7 +145,7 @@ def _check_nonfinite(steps: list[dict], epochs: list[dict]) -> list[Finding]:
         loss_key = "loss" if rec.get("kind") == "step" else "train_loss"
         fields = [(loss_key, rec.get(loss_key))] + [(f"{k} component", v) for k, v in _components(rec).items()]
         for name, value in fields:
-            v = _num(value)
+            v = metric_value(value)
             if v is not None and not math.isfinite(v):
                 found.append((rec, f"{name} = {v}"))
                 break
@@ -175,6 +186,7 @@ def _loss_trend(steps: list[dict], epochs: list[dict]) -> dict | None:
     if len(ep) >= 2:
         (e0, first), (e1, last) = ep[0], ep[-1]
         trend["epochs"] = (first, last, _rel(first, last), e0, e1)
+        trend["by_epoch"] = ep
     if not trend:
         return None
     # Whole epochs average over far more data than a quarter of the logged steps: they decide.
@@ -188,7 +200,33 @@ def _loss_trend(steps: list[dict], epochs: list[dict]) -> dict | None:
         trend["verdict"] = "rising"
     else:
         trend["verdict"] = "stuck"
+    trend["components"] = _component_trend(steps, epochs)
     return trend
+
+
+def _component_trend(steps: list[dict], epochs: list[dict]) -> str:
+    """Each component's mean at the start and at the end, on the same basis as the loss trend:
+    the first and last epoch summaries, else the first and last quarter of the steps."""
+    ep = [e for e in epochs if _components(e)]
+    st = [r for r in steps if _components(r)]
+    if len(ep) >= 2:
+        first, last = ep[:1], ep[-1:]
+        basis = f"epoch {ep[0].get('epoch', '?')} -> {ep[-1].get('epoch', '?')}"
+    elif len(st) >= MIN_TREND_STEPS:
+        q = len(st) // 4
+        first, last = st[:q], st[-q:]
+        basis = f"first {q} -> last {q} steps"
+    else:
+        return ""
+    parts = []
+    for name in _component_names(first + last):
+        a = _mean(_finite(_components(r).get(name)) for r in first)
+        b = _mean(_finite(_components(r).get(name)) for r in last)
+        if a is None or b is None:
+            continue
+        change = f" ({_signed_pct(_rel(a, b))})" if abs(a) > 1e-12 else ""
+        parts.append(f"{name} {_fmt(a)} -> {_fmt(b)}{change}")
+    return f"by component ({basis}): {', '.join(parts)}" if parts else ""
 
 
 def _trend_saw(trend: dict) -> str:
@@ -201,6 +239,10 @@ def _trend_saw(trend: dict) -> str:
         first, last, rel, e0, e1 = trend["epochs"]
         parts.append(f"training loss {_fmt(first)} in epoch {e0}, {_fmt(last)} in epoch {e1} "
                      f"({_signed_pct(rel)})")
+        if len(trend["by_epoch"]) > 2:
+            parts.append("by epoch: " + ", ".join(f"{e}: {_fmt(v)}" for e, v in trend["by_epoch"]))
+    if trend.get("components"):
+        parts.append(trend["components"])
     return "; ".join(parts)
 
 
@@ -339,6 +381,7 @@ def _check_memory(epochs: list[dict], config: dict) -> list[Finding]:
     size = _finite(last.get("memory_size"))
     size_text = f"; the memory bank holds {int(size)} entries" if size is not None else ""
     q_text = f"{int(queries)}" if queries is not None else "an unknown number of"
+    size_text += _memory_growth(epochs)
     ep = last.get("epoch", "?")
     if adds > 0:
         return [Finding("good", "memory bank is filling",
@@ -357,6 +400,15 @@ def _check_memory(epochs: list[dict], config: dict) -> list[Finding]:
         tip = ("check that solved queries are verified and written to the memory bank (the check "
                "or the write may be failing)")
     return [Finding("warning", f"memory bank received 0 adds out of {q_text} queries", saw, tip)]
+
+
+def _memory_growth(epochs: list[dict]) -> str:
+    """"; size by epoch: 3, 9, 12 (growing)", or "" with fewer than two epochs."""
+    sizes = [int(v) for e in epochs if (v := _finite(e.get("memory_size"))) is not None]
+    if len(sizes) < 2:
+        return ""
+    verdict = "growing" if sizes[-1] > sizes[0] else "not growing"
+    return f"; size by epoch: {', '.join(map(str, sizes))} ({verdict})"
 
 
 def _check_validation(epochs: list[dict]) -> list[Finding]:
@@ -458,27 +510,23 @@ def load_run(run_dir: str | Path) -> tuple[dict, list[dict]]:
             config = json.loads(config_path.read_text(encoding="utf-8"))
         except (json.JSONDecodeError, UnicodeDecodeError) as e:
             raise ArcEfeError(f"{config_path}: not valid JSON ({e})") from None
+        except OSError as e:
+            raise ArcEfeError(f"{config_path}: cannot read ({e.strerror or e})") from None
         if not isinstance(config, dict):
             raise ArcEfeError(f"{config_path}: expected a JSON object, got {type(config).__name__}")
-    metrics_path = run_dir / "metrics.jsonl"
-    try:
-        text = metrics_path.read_bytes().decode("utf-8", errors="replace")
-    except FileNotFoundError:
-        raise ArcEfeError(f"{metrics_path}: no such file (is this a training run folder?)") from None
-    numbered = [(i, line) for i, line in enumerate(text.splitlines(), 1) if line.strip()]
-    records = []
-    for k, (lineno, line) in enumerate(numbered):
-        try:
-            rec = json.loads(line)
-        except json.JSONDecodeError as e:
-            if k == len(numbered) - 1:
-                break   # the last line was cut off mid-write: the run crashed or is writing it now
-            raise ArcEfeError(f"{metrics_path}: line {lineno} is not valid JSON ({e.msg})") from None
-        if not isinstance(rec, dict):
-            raise ArcEfeError(f"{metrics_path}: line {lineno}: expected a JSON object, "
-                              f"got {type(rec).__name__}")
-        records.append(rec)
+    records = read_jsonl(run_dir / "metrics.jsonl", "is this a training run folder?")
     return config, records
+
+
+def open_run(run_dir: str | Path) -> tuple[dict, list[dict]]:
+    """Like `load_run`, for commands pointed at a run folder by hand (`arc-efe diagnose`,
+    `arc-efe report`): the folder and its config.json must exist too."""
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise ArcEfeError(f"{run_dir}: no such run folder (training prints it last, as 'run folder: ...')")
+    if not (run_dir / "config.json").is_file():
+        raise ArcEfeError(f"{run_dir / 'config.json'}: no such file (is this a training run folder?)")
+    return load_run(run_dir)
 
 
 def write_diagnosis(run_dir: str | Path, config: dict, records: list[dict]) -> str:

@@ -36,6 +36,36 @@ def atomic_write_json(path: str | Path, obj: Any, indent: int | None = None) -> 
     atomic_write_text(path, json.dumps(obj, indent=indent) + "\n")
 
 
+def read_jsonl(path: str | Path, missing_hint: str) -> list[dict]:
+    """The JSON objects of a JSON-lines file, one a line (blank lines ignored).
+
+    A last line that does not parse is skipped: it was cut off mid-write (the writer crashed or
+    is writing it now). A bad line anywhere else is an error naming the file and the line; so is
+    a missing file, with `missing_hint` saying what was expected.
+    """
+    from .errors import ArcEfeError
+
+    try:
+        text = Path(path).read_bytes().decode("utf-8", errors="replace")
+    except FileNotFoundError:
+        raise ArcEfeError(f"{path}: no such file ({missing_hint})") from None
+    except OSError as e:
+        raise ArcEfeError(f"{path}: cannot read ({e.strerror or e})") from None
+    numbered = [(i, line) for i, line in enumerate(text.splitlines(), 1) if line.strip()]
+    records = []
+    for k, (lineno, line) in enumerate(numbered):
+        try:
+            rec = json.loads(line)
+        except json.JSONDecodeError as e:
+            if k == len(numbered) - 1:
+                break   # the last line was cut off mid-write
+            raise ArcEfeError(f"{path}: line {lineno} is not valid JSON ({e.msg})") from None
+        if not isinstance(rec, dict):
+            raise ArcEfeError(f"{path}: line {lineno}: expected a JSON object, got {type(rec).__name__}")
+        records.append(rec)
+    return records
+
+
 def read_safetensors(path: str | Path, what: str) -> dict:
     """Tensors of a safetensors file (no code runs on load); errors name the file and `what`."""
     from safetensors import SafetensorError

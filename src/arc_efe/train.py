@@ -5,7 +5,7 @@ through a random view, a second view for the consistency term, and its inverse t
 bidirectional term); forward and backward each micro-batch with the loss normalised per
 answer token over the whole step; clip; step (or skip a non-finite step); log; call the
 step callbacks. Each epoch: training and validation accuracy, the report in the users'
-words, the diagnosis, a checkpoint.
+words, the diagnosis, a checkpoint. At the end: the HTML run report (report.py).
 """
 
 from __future__ import annotations
@@ -395,8 +395,26 @@ def fit(run: Run, callbacks: Sequence[StepCallback] = ()) -> Path:
     if run.bank is not None:
         run.bank.save(run.run_dir / "memory")
     run.log.close()
+    report_after_training(run.run_dir)
     print(f"run folder: {run.run_dir}")
     return run.run_dir
+
+
+def report_after_training(run_dir: Path) -> Path | None:
+    """Write the run's HTML report and print its path (None when it could not be written).
+
+    The run is finished and saved by now: a failure here is a printed warning with the command
+    to retry, never an error that turns a good run into a failed one.
+    """
+    try:
+        from .report import write_report
+        path = write_report(run_dir)
+    except Exception as e:  # noqa: BLE001 - a plotting bug or a full disk must not fail the run
+        print(f"warning: could not write the run report ({type(e).__name__}: {e}); the run is "
+              f"saved, retry with: arc-efe report {run_dir}", file=sys.stderr)
+        return None
+    print(f"report: {path}")
+    return path
 
 
 def _print_epoch_report(run: Run, rec: dict, right: int, total: int, n_val: int, elapsed: float) -> None:
