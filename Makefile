@@ -20,9 +20,18 @@ $(STAMP): pyproject.toml Makefile
 
 # A short training run on the embedded ARC-AGI-1 training set (tiny backbone, CPU), with
 # training accuracy and pass@2 validation accuracy on held-out tasks after each epoch.
+# Then test-time training + voting on three small ARC-AGI-1 evaluation tasks, and the HTML
+# report of the run with those tasks drawn.
+DEMO_RUN := demo_$(shell date +%Y%m%d_%H%M%S)
+DEMO_TASKS := 66e6c45b 00576224 be03b35f
 demo: $(STAMP)
 	$(PY) -m arc_efe train --data arc-agi-1/training --epochs 2 --max-batches 20 \
-		--agent-lr 1e-3 --device cpu --train-eval-queries 16 --max-val-tasks 16 --output-dir runs
+		--agent-lr 1e-3 --device cpu --train-eval-queries 16 --max-val-tasks 16 --output-dir runs \
+		--run-name $(DEMO_RUN)
+	$(PY) -m arc_efe evaluate --data arc-agi-1/evaluation --task-ids $(DEMO_TASKS) \
+		--checkpoint runs/$(DEMO_RUN) --device cpu --views 4 --ttt-steps 16 --no-progress \
+		--output-dir runs/$(DEMO_RUN)/eval
+	$(PY) -m arc_efe report runs/$(DEMO_RUN)
 
 # The report's browser test drives Debian's Chromium through Playwright (Playwright's own
 # browser download is not used). Installed here when missing and apt-get can run as root (as in
