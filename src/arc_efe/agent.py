@@ -65,15 +65,21 @@ class Agent(nn.Module):
 
     def _embed(self, input_ids: torch.Tensor, memory: torch.Tensor | None) -> torch.Tensor:
         embeds = self.backbone.get_input_embeddings()(input_ids)
-        return embeds if memory is None else embeds + memory.to(embeds.dtype).unsqueeze(1)
+        if memory is None:
+            return embeds
+        memory = memory.to(embeds.dtype)
+        return embeds + (memory.unsqueeze(1) if memory.ndim == 2 else memory)
 
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
-                memory: torch.Tensor | None = None, hidden: bool = False):
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None,
+                memory: torch.Tensor | None = None, hidden: bool = False,
+                position_ids: torch.Tensor | None = None):
         """(B, L, V) logits for every position (teacher forcing); with `hidden`, also the
-        (B, L, H) last hidden states. `memory` (B, H) is Solver2's gated readout, added to
-        every input embedding of its sequence."""
+        (B, L, H) last hidden states. `memory` is Solver2's gated readout: (B, H), added to
+        every input embedding of its row, or (B, L, H), one vector per token (packed rows).
+        Packed rows pass `position_ids` that restart at each sequence and no mask
+        (see packing.py)."""
         out = self.backbone(inputs_embeds=self._embed(input_ids, memory), attention_mask=attention_mask,
-                            use_cache=False, output_hidden_states=hidden)
+                            position_ids=position_ids, use_cache=False, output_hidden_states=hidden)
         return (out.logits, out.hidden_states[-1]) if hidden else out.logits
 
     @torch.no_grad()

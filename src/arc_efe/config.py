@@ -33,6 +33,8 @@ class TrainConfig:
     val_fraction: float = 0.1
     max_len: int = 2048
     augment: bool = True
+    pack: bool = True  # several sequences per row (packing.py); False: one padded row each
+    max_tokens: int | None = None  # tokens per packed row; None: max_len
     # model
     model_name: str = "tiny"
     mode: str = "full"
@@ -81,6 +83,8 @@ class TrainConfig:
                      "save_frequency", "memory_top_k", "memory_capacity", "solver2_steps"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(self, name)}")
+        if self.max_tokens is not None and self.max_tokens < 1:
+            raise ConfigError(f"--max-tokens must be >= 1, got {self.max_tokens}")
         if self.max_batches is not None and self.max_batches < 1:
             raise ConfigError(f"--max-batches must be >= 1, got {self.max_batches}")
         if self.agent_lr <= 0 or (self.qwen_lr is not None and self.qwen_lr < 0):
@@ -94,6 +98,11 @@ class TrainConfig:
             except ValueError:
                 raise ConfigError("--success-threshold must be 'exact' or a number such as 0.05, "
                                   f"got {self.success_threshold!r}") from None
+
+    @property
+    def row_tokens(self) -> int | None:
+        """Tokens per packed row, or None for padded batches."""
+        return (self.max_tokens or self.max_len) if self.pack else None
 
     @property
     def backbone_lr(self) -> float:
@@ -127,6 +136,12 @@ def add_train_args(p: argparse.ArgumentParser) -> None:
                    help="longest sequence in tokens; demonstrations are dropped to fit. Lower it if you OOM")
     g.add_argument("--no-augment", dest="augment", action="store_false",
                    help="train on the tasks as they are, without random views")
+    g.add_argument("--no-pack", dest="pack", action="store_false",
+                   help="one padded row per sequence instead of packed rows; only to compare "
+                        "or to rule packing out when chasing a bug (it wastes compute on padding)")
+    g.add_argument("--max-tokens", type=int, default=None,
+                   help="tokens per packed row (default: --max-len). Raise it on a GPU with memory "
+                        "to spare (fewer, fuller rows); lower it if you OOM")
     g = p.add_argument_group("model")
     g.add_argument("--model-name", default=d.model_name,
                    help=f"preset ({', '.join(MODEL_PRESETS)}), hub id or local folder of a Qwen2/Qwen3 model")

@@ -35,7 +35,8 @@ from .files import atomic_write_json
 from .loss import COMPONENTS, EFELoss, risk_sum
 from .metrics import MetricsLog
 from .memory import MemoryBank
-from .sequences import Example, aligned_cells, collate, forward_example, inverse_example
+from .packing import make_batch
+from .sequences import Example, aligned_cells, forward_example, inverse_example
 from .solver2 import MemoryWriter, Solver2, corrupt, draft_tokens_for, refine_example, task_keys
 from .trainset import TrainingData, load_training_data
 from .tokens import VOCAB_SIZE, SequenceTooLong
@@ -263,15 +264,15 @@ def train_step(run: Run, epoch: int, micro: list[MicroBatch], step: int) -> tupl
     loss_value, tokens = 0.0, 0
     result = StepResult(step, epoch, [], [], [], [])
     for mb in micro:
-        batch = collate(mb.examples).to(run.device)
+        batch = make_batch(mb.examples, cfg.row_tokens).to(run.device)
         tokens += batch.n_tokens
         memory, found = _memory_vectors(run, mb)
         result.retrieved += found
         with autocast(run.device, run.dtype):
-            if mb.halt:  # the halting head reads hidden states
-                logits, hidden = agent(batch.input_ids, batch.attention_mask, memory, hidden=True)
-            else:
-                logits, hidden = agent(batch.input_ids, batch.attention_mask, memory), None
+            # the halting head reads hidden states
+            out = agent(batch.input_ids, hidden=bool(mb.halt), memory=batch.spread(memory),
+                        **batch.model_inputs())
+            logits, hidden = out if mb.halt else (out, None)
         answer_logits = logits[batch.rows, batch.cols].float()
         kinds = [e.kind for e in mb.examples]
         idx = {kind: _segments(batch.offsets, mb.examples, [i for i, k in enumerate(kinds) if k == kind],
@@ -314,8 +315,9 @@ def _step_term(run: Run, answer_logits: torch.Tensor, batch, hidden: torch.Tenso
     """Refinement: the risk of the revised answers plus the halting head's binary
     cross-entropy (/ ln 2, so a coin-flip head scores 1), each per token / per draft of the step."""
     risk = risk_sum(answer_logits[refine_idx], batch.targets[refine_idx]) / max(counts["refine"], 1)
-    rows = torch.tensor([i for i, _, _ in mb.halt], device=run.device)
-    cols = torch.tensor([p for _, p, _ in mb.halt], device=run.device)
+    places = [batch.place(i, p) for i, p, _ in mb.halt]
+    rows = torch.tensor([r for r, _ in places], device=run.device)
+    cols = torch.tensor([c for _, c in places], device=run.device)
     target = torch.tensor([float(r) for _, _, r in mb.halt], device=run.device)
     halt_logit = run.solver2.halt(hidden[rows, cols].float()).squeeze(-1)
     bce = torch.nn.functional.binary_cross_entropy_with_logits(halt_logit, target, reduction="sum")

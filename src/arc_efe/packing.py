@@ -1,0 +1,78 @@
+"""Packed batches: several training sequences per row, attention kept inside each one.
+
+A padded batch spends compute on padding: a micro-batch mixes sequences of a few hundred and
+of a couple of thousand tokens (forward, second view, inverse task, refinement drafts). `pack`
+places the sequences into rows of at most `max_tokens` tokens (first-fit, longest first) and
+gives every token its position within its own sequence. With no attention mask and those
+position ids, transformers' Qwen2 builds a block-diagonal causal mask (sdpa and eager on
+CPU; flash attention on GPU reads the same ids as sequence boundaries), so each sequence sees
+exactly what it would see alone: same positions, same keys. Only the tail of a row is padding.
+
+The answer tokens come out in example order, exactly as from `sequences.collate`, so the loss
+terms, the consistency alignment and the per-query figures do not know which layout ran;
+`Batch.place` and `Batch.spread` map an example's positions and its Solver2 memory vector
+onto the packed rows.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+
+from .sequences import Batch, Example, collate
+from .tokens import PAD
+
+
+def pack_rows(lengths: Sequence[int], max_tokens: int) -> list[list[int]]:
+    """Example indices per row: first fit, longest first. A sequence longer than
+    `max_tokens` gets a row of its own."""
+    rows: list[list[int]] = []
+    free: list[int] = []
+    for i in sorted(range(len(lengths)), key=lambda i: (-lengths[i], i)):
+        for r, room in enumerate(free):
+            if lengths[i] <= room:
+                rows[r].append(i)
+                free[r] -= lengths[i]
+                break
+        else:
+            rows.append([i])
+            free.append(max_tokens - lengths[i])
+    return rows
+
+
+def pack(examples: Sequence[Example], max_tokens: int) -> Batch:
+    lengths = [len(e.tokens) for e in examples]
+    layout = pack_rows(lengths, max_tokens)
+    width = max(sum(lengths[i] for i in row) for row in layout)
+    ids = torch.full((len(layout), width), PAD, dtype=torch.long)
+    positions = torch.zeros((len(layout), width), dtype=torch.long)
+    owner = torch.full((len(layout), width), -1, dtype=torch.long)
+    example_row, example_start = [0] * len(examples), [0] * len(examples)
+    for r, row in enumerate(layout):
+        at = 0
+        for i in row:
+            n = lengths[i]
+            ids[r, at: at + n] = torch.tensor(examples[i].tokens)
+            positions[r, at: at + n] = torch.arange(n)
+            owner[r, at: at + n] = i
+            example_row[i], example_start[i] = r, at
+            at += n
+        # the padding tail counts from 0 again: a block of its own that no sequence sees
+        positions[r, at:] = torch.arange(width - at)
+    rows, cols, targets, offsets = [], [], [], []
+    total = 0
+    for i, e in enumerate(examples):  # answer tokens in example order, as in collate
+        start = example_start[i] + e.answer_start - 1  # logits at t predict token t + 1
+        rows += [example_row[i]] * e.answer_len
+        cols += range(start, start + e.answer_len)
+        targets += e.tokens[e.answer_start: e.answer_start + e.answer_len]
+        offsets.append(total)
+        total += e.answer_len
+    return Batch(ids, None, torch.tensor(rows), torch.tensor(cols), torch.tensor(targets), offsets,
+                 positions, owner, example_row, example_start, real_tokens=sum(lengths))
+
+
+def make_batch(examples: Sequence[Example], max_tokens: int | None) -> Batch:
+    """Packed rows of up to `max_tokens` tokens, or one padded row per example (None)."""
+    return collate(examples) if max_tokens is None else pack(examples, max_tokens)
