@@ -47,6 +47,9 @@ def test_each_sequence_sees_only_itself(tasks_file):
     assert batch.input_ids.shape[0] < len(examples)
     with torch.no_grad():
         packed = run.agent(batch.input_ids, **batch.model_inputs())[batch.rows, batch.cols]
+        # without the sequences' places: transformers' block-diagonal mask from the position ids
+        masked = run.agent(batch.input_ids, None, position_ids=batch.position_ids)[batch.rows, batch.cols]
+        torch.testing.assert_close(masked, packed, rtol=1e-5, atol=1e-5)
         for i, e in enumerate(examples):
             alone = collate([e])
             want = run.agent(alone.input_ids, alone.attention_mask)[alone.rows, alone.cols]

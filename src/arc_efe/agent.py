@@ -72,14 +72,15 @@ class Agent(nn.Module):
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None,
                 memory: torch.Tensor | None = None, hidden: bool = False,
-                position_ids: torch.Tensor | None = None):
+                position_ids: torch.Tensor | None = None, packed_segments=None):
         """(B, L, V) logits for every position (teacher forcing); with `hidden`, also the
         (B, L, H) last hidden states. `memory` is Solver2's gated readout: (B, H), added to
         every input embedding of its row, or (B, L, H), one vector per token (packed rows).
         Packed rows pass `position_ids` that restart at each sequence and no mask
         (see packing.py)."""
         out = self.backbone(inputs_embeds=self._embed(input_ids, memory), attention_mask=attention_mask,
-                            position_ids=position_ids, use_cache=False, output_hidden_states=hidden)
+                            position_ids=position_ids, use_cache=False, output_hidden_states=hidden,
+                            **({} if packed_segments is None else {"packed_segments": packed_segments}))
         return (out.logits, out.hidden_states[-1]) if hidden else out.logits
 
     @torch.no_grad()

@@ -203,6 +203,10 @@ def load_backbone(cfg: BackboneConfig, device: torch.device, dtype: torch.dtype)
         model = Qwen2ForCausalLM(config).to(dtype=dtype)
     else:
         model = _load_pretrained(cfg.model_name, dtype, cfg.attn_implementation)
+    if model.config._attn_implementation == "sdpa":  # sdpa, plus a fast path for packed rows
+        from .packing import register_attention
+
+        model.set_attn_implementation(register_attention())
     # Special tokens in ARC ids, so generate() stops at END and pads with PAD, never with an
     # id of the old vocabulary.
     for c in (model.config, getattr(model, "generation_config", None)):

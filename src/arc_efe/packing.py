@@ -69,10 +69,50 @@ def pack(examples: Sequence[Example], max_tokens: int) -> Batch:
         targets += e.tokens[e.answer_start: e.answer_start + e.answer_len]
         offsets.append(total)
         total += e.answer_len
+    segments = [[(example_start[i], example_start[i] + lengths[i]) for i in row] for row in layout]
+    for r, row in enumerate(layout):  # the padding tail is a segment too: every token is covered
+        end = example_start[row[-1]] + lengths[row[-1]]
+        if end < width:
+            segments[r].append((end, width))
     return Batch(ids, None, torch.tensor(rows), torch.tensor(cols), torch.tensor(targets), offsets,
-                 positions, owner, example_row, example_start, real_tokens=sum(lengths))
+                 positions, owner, example_row, example_start, real_tokens=sum(lengths),
+                 segments=[sorted(s) for s in segments])
 
 
 def make_batch(examples: Sequence[Example], max_tokens: int | None) -> Batch:
     """Packed rows of up to `max_tokens` tokens, or one padded row per example (None)."""
     return collate(examples) if max_tokens is None else pack(examples, max_tokens)
+
+
+# --- attention for packed rows ------------------------------------------------------------
+# transformers honours the position-id resets by building a block-diagonal mask, and sdpa
+# with an explicit mask on CPU computes every masked block (and leaves the fast causal
+# kernel): a packed row of 1024 tokens costs more than the padded rows it replaces. Given the
+# sequences' places (`packed_segments`, passed through the model's keyword arguments), this
+# attention runs the causal kernel on each sequence on its own and ignores the mask; without
+# them it is transformers' sdpa attention, unchanged.
+ATTENTION = "arc_packed_sdpa"
+
+
+def packed_sdpa_attention(module, query, key, value, attention_mask, packed_segments=None, **kwargs):
+    from transformers.integrations.sdpa_attention import sdpa_attention_forward
+
+    if packed_segments is None or query.shape[2] != key.shape[2]:
+        return sdpa_attention_forward(module, query, key, value, attention_mask, **kwargs)
+    rows = []
+    for r, segments in enumerate(packed_segments):
+        parts = [sdpa_attention_forward(module, query[r:r + 1, :, s:e], key[r:r + 1, :, s:e],
+                                        value[r:r + 1, :, s:e], None, is_causal=True, **kwargs)[0]
+                 for s, e in segments]
+        rows.append(torch.cat(parts, dim=1))  # (1, L, heads, head_dim)
+    return torch.cat(rows), None
+
+
+def register_attention() -> str:
+    """Make `ATTENTION` known to transformers (idempotent); returns its name."""
+    from transformers import AttentionInterface
+    from transformers.masking_utils import AttentionMaskInterface, sdpa_mask
+
+    AttentionInterface.register(ATTENTION, packed_sdpa_attention)
+    AttentionMaskInterface.register(ATTENTION, sdpa_mask)
+    return ATTENTION

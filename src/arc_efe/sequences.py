@@ -96,6 +96,7 @@ class Batch:
     example_row: list[int] | None = None  # row of each example (default: its index)
     example_start: list[int] | None = None  # first column of each example (default: 0)
     real_tokens: int | None = None
+    segments: list[list[tuple[int, int]]] | None = None  # per row: (start, end) of each sequence
 
     @property
     def n_tokens(self) -> int:
@@ -127,14 +128,15 @@ class Batch:
         causal mask from them (`find_packed_sequence_indices`), and flash attention uses
         them as sequence boundaries."""
         if self.packed:
-            return {"attention_mask": None, "position_ids": self.position_ids}
+            return {"attention_mask": None, "position_ids": self.position_ids,
+                    "packed_segments": self.segments}
         return {"attention_mask": self.attention_mask}
 
     def to(self, device: torch.device) -> "Batch":
         move = lambda t: None if t is None else t.to(device)  # noqa: E731
         return Batch(move(self.input_ids), move(self.attention_mask), move(self.rows), move(self.cols),
                      move(self.targets), self.offsets, move(self.position_ids), move(self.token_example),
-                     self.example_row, self.example_start, self.real_tokens)
+                     self.example_row, self.example_start, self.real_tokens, self.segments)
 
 
 def collate(examples: Sequence[Example]) -> Batch:
