@@ -8,7 +8,7 @@ the same examples in the same order: each step's queries come from arc-efe's own
 (no views, risk term only, no memory, so both sides run exactly one sequence per query and
 the same objective: cross-entropy on the answer tokens, mean per answer token).
 
-- arc-efe: `train.train_step` with packed rows (`--max-tokens`, default --max-len).
+- arc-efe: `train.train_step` with packed rows (`--max-tokens`, default: one row per micro-batch).
 - HF Trainer, default collator: the examples tokenised the plain way, padded to the longest
   example of the set (the default collator stacks, it does not pad), labels = the answer
   tokens (-100 elsewhere), AdamW, sequential sampler.
@@ -24,6 +24,7 @@ all of them. Printed: answer tokens per second of each side and the ratio.
 from __future__ import annotations
 
 import argparse
+import copy
 import tempfile
 import time
 import warnings
@@ -112,7 +113,7 @@ def main() -> None:
     p.add_argument("--steps", type=int, default=8, help="steps per side per round (the first is a warm-up)")
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--max-len", type=int, default=1024)
-    p.add_argument("--max-tokens", type=int, default=None, help="tokens per packed row (default: --max-len)")
+    p.add_argument("--max-tokens", type=int, default=None, help="tokens per packed row (default: one row per step)")
     p.add_argument("--model-name", default="tiny")
     p.add_argument("--threads", type=int, default=1)
     args = p.parse_args()
@@ -126,7 +127,7 @@ def main() -> None:
                       augment=False, memory=False, weights=dict(RISK_ONLY), val_fraction=0.0,
                       tensorboard=False, warmup_steps=1, agent_lr=1e-3)
     run = setup(cfg)
-    hf_model = type(run.agent.backbone)(run.agent.backbone.config)
+    hf_model = type(run.agent.backbone)(copy.deepcopy(run.agent.backbone.config))
     hf_model.load_state_dict(run.agent.backbone.state_dict())  # the same initial weights
     hf_model.set_attn_implementation("sdpa")  # transformers' own attention on the HF side
     sides = {"arc-efe (packed)": [0, 0.0], "HF Trainer (default collator)": [0, 0.0],

@@ -46,6 +46,9 @@ PRESETS: dict[str, dict] = {
                   num_key_value_heads=4, intermediate_size=768),
     "base": dict(_COMMON, hidden_size=512, num_hidden_layers=8, num_attention_heads=8,
                  num_key_value_heads=4, intermediate_size=1536),
+    # Qwen2.5-0.5B's shape with random weights: GPU speed and memory checks (benchmarks/gpu_check.sh).
+    "random-0.5b": dict(_COMMON, hidden_size=896, num_hidden_layers=24, num_attention_heads=14,
+                        num_key_value_heads=2, intermediate_size=4864),
 }
 MODES = ("frozen", "full", "lora")
 

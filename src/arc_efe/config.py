@@ -34,7 +34,7 @@ class TrainConfig:
     max_len: int = 2048
     augment: bool = True
     pack: bool = True  # several sequences per row (packing.py); False: one padded row each
-    max_tokens: int | None = None  # tokens per packed row; None: max_len
+    max_tokens: int | None = None  # tokens per packed row; None: the whole micro-batch in one row
     # model
     model_name: str = "tiny"
     mode: str = "full"
@@ -100,11 +100,6 @@ class TrainConfig:
                                   f"got {self.success_threshold!r}") from None
 
     @property
-    def row_tokens(self) -> int | None:
-        """Tokens per packed row, or None for padded batches."""
-        return (self.max_tokens or self.max_len) if self.pack else None
-
-    @property
     def backbone_lr(self) -> float:
         return self.agent_lr if self.qwen_lr is None else self.qwen_lr
 
@@ -140,8 +135,9 @@ def add_train_args(p: argparse.ArgumentParser) -> None:
                    help="one padded row per sequence instead of packed rows; only to compare "
                         "or to rule packing out when chasing a bug (it wastes compute on padding)")
     g.add_argument("--max-tokens", type=int, default=None,
-                   help="tokens per packed row (default: --max-len). Raise it on a GPU with memory "
-                        "to spare (fewer, fuller rows); lower it if you OOM")
+                   help="tokens per packed row (default: the whole micro-batch in one row, the "
+                        "fastest with sdpa or flash attention). Set it, e.g. to --max-len, with an "
+                        "attention that builds a full mask (eager), or if a long row runs out of memory")
     g = p.add_argument_group("model")
     g.add_argument("--model-name", default=d.model_name,
                    help=f"preset ({', '.join(MODEL_PRESETS)}), hub id or local folder of a Qwen2/Qwen3 model")

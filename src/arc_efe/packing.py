@@ -2,7 +2,8 @@
 
 A padded batch spends compute on padding: a micro-batch mixes sequences of a few hundred and
 of a couple of thousand tokens (forward, second view, inverse task, refinement drafts). `pack`
-places the sequences into rows of at most `max_tokens` tokens (first-fit, longest first) and
+places the sequences into rows of at most `max_tokens` tokens (first-fit, longest first; in
+training, one row for the whole micro-batch unless `--max-tokens` says otherwise) and
 gives every token its position within its own sequence. With no attention mask and those
 position ids, transformers' Qwen2 builds a block-diagonal causal mask (sdpa and eager on
 CPU; flash attention on GPU reads the same ids as sequence boundaries), so each sequence sees
@@ -79,9 +80,12 @@ def pack(examples: Sequence[Example], max_tokens: int) -> Batch:
                  segments=[sorted(s) for s in segments])
 
 
-def make_batch(examples: Sequence[Example], max_tokens: int | None) -> Batch:
-    """Packed rows of up to `max_tokens` tokens, or one padded row per example (None)."""
-    return collate(examples) if max_tokens is None else pack(examples, max_tokens)
+def make_batch(examples: Sequence[Example], pack_rows_of: int | None, packed: bool = True) -> Batch:
+    """Packed rows of up to `pack_rows_of` tokens (None: all examples in one row), or one
+    padded row per example (`packed=False`)."""
+    if not packed:
+        return collate(examples)
+    return pack(examples, pack_rows_of or sum(len(e.tokens) for e in examples))
 
 
 # --- attention for packed rows ------------------------------------------------------------

@@ -179,17 +179,17 @@ def setup(cfg: TrainConfig, resume: str | Path | None = None) -> Run:
 
     generated = "".join(f" + {s.name} (generated)" for s in data.synthetic)
     dist.print0(f"data: {data.name}: {data.n_fit_tasks} training tasks ({len(data.queries)} queries){generated}, "
-          f"{data.n_val_tasks} validation tasks")
+                f"{data.n_val_tasks} validation tasks")
     dist.print0(f"model: {cfg.model_name} ({cfg.mode}) on {device}, {trainable_summary(backbone)}")
     if cfg.mode == "frozen":
         dist.print0("warning: the Qwen backbone is frozen: only the output head will learn "
-              "(use --no-freeze-qwen to train it)")
+                    "(use --no-freeze-qwen to train it)")
     if bank is not None:
         dist.print0(f"Solver2 memory: on (top {cfg.memory_top_k}, success rule: {cfg.success_threshold}, "
-              f"{len(bank)} entries)")
+                    f"{len(bank)} entries)")
     if dist.world_size() > 1:
         dist.print0(f"distributed: {dist.world_size()} ranks, each step {cfg.grad_accum_steps * dist.world_size()} "
-              f"micro-batches of {cfg.batch_size} queries")
+                    f"micro-batches of {cfg.batch_size} queries")
     return Run(cfg, run_dir, device, dtype, agent, loss_fn, optimizer, scheduler, data,
                log, pos, steps_per_epoch, solver2, bank, writer)
 
@@ -284,7 +284,7 @@ def train_step(run: Run, epoch: int, micro: list[MicroBatch], step: int) -> tupl
     loss_value, tokens = 0.0, 0
     result = StepResult(step, epoch, [], [], [], [])
     for mb in micro:
-        batch = make_batch(mb.examples, cfg.row_tokens).to(run.device)
+        batch = make_batch(mb.examples, cfg.max_tokens, cfg.pack).to(run.device)
         tokens += batch.n_tokens
         memory, found = _memory_vectors(run, mb)
         result.retrieved += found
