@@ -97,3 +97,25 @@ def test_two_ranks_match_one_process(tasks_file, tmp_path):
 
     from_ddp, from_one = resumed(run_dir), resumed(single)
     assert len(from_ddp) == 3 and from_ddp == pytest.approx(from_one, rel=1e-4)
+
+
+def test_evaluate_under_torchrun_splits_tasks_and_rank0_merges(tmp_path):
+    """Two ranks answer half the tasks each; rank 0 writes the submission one process writes."""
+    from arc_efe.cli import main
+
+    common = ["--data", "synthetic", "--seed", "3", "--max-tasks", "3", "--device", "cpu",
+              "--max-side", "6", "--ttt-steps", "0", "--views", "2", "--no-progress"]
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(ROOT / "src"))
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
+           "--master_addr", "127.0.0.1", "--master_port", str(_free_port()), "-m", "arc_efe", "evaluate",
+           *common, "--output-dir", str(tmp_path / "two")]
+    r = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
+    assert r.returncode == 0, r.stderr[-3000:]
+    lines = r.stdout.splitlines()  # rank 0 alone writes and reports
+    assert sum(x.startswith("wrote ") for x in lines) == 1 and sum(x.startswith("score ") for x in lines) == 1
+    assert len([x for x in lines if x.startswith("task ")]) == 1  # one table
+    assert main(["evaluate", *common, "--output-dir", str(tmp_path / "one")]) == 0
+    two, one = ((tmp_path / d / "submission.json").read_text() for d in ("two", "one"))
+    assert len(json.loads(two)) == 3 and json.loads(two) == json.loads(one)
+    lines = [(tmp_path / d / "eval.jsonl").read_text().splitlines() for d in ("two", "one")]
+    assert [json.loads(x)["task_id"] for x in lines[0]] == [json.loads(x)["task_id"] for x in lines[1]]
