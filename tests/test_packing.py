@@ -104,3 +104,13 @@ def test_packed_step_has_the_loss_and_gradients_of_padded_rows(tasks_file, tmp_p
             assert err < 1e-5, (name, float(err))
     assert min(packed["components"].values()) >= 0 and packed["components"]["step"] > 0
     assert packed["components"]["consistency"] > 0 and packed["components"]["bidirectional"] > 0
+
+
+@pytest.mark.filterwarnings("ignore::UserWarning")
+def test_gradient_checkpointing_gives_the_same_step(tasks_file, tmp_path):
+    plain, g_plain = _step_grads(tasks_file, tmp_path, run_name="plain", grad_clip=0.0)
+    ckpt, g_ckpt = _step_grads(tasks_file, tmp_path, run_name="ckpt", grad_clip=0.0, grad_checkpointing=True)
+    assert ckpt["loss"] == pytest.approx(plain["loss"], rel=1e-6)
+    assert g_ckpt.keys() == g_plain.keys()
+    for name, g in g_plain.items():
+        assert (g_ckpt[name] - g).norm() <= 1e-5 * g.norm().clamp_min(1e-12), name

@@ -41,6 +41,7 @@ class TrainConfig:
     lora_rank: int = 16
     lora_alpha: int = 32
     device: str = "auto"
+    grad_checkpointing: bool = False  # recompute activations in the backward pass
     # optimisation
     epochs: int = 5
     max_batches: int | None = None  # micro-batches per epoch; None: the whole epoch
@@ -151,6 +152,9 @@ def add_train_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--lora-rank", type=int, default=d.lora_rank)
     g.add_argument("--lora-alpha", type=int, default=d.lora_alpha)
     g.add_argument("--device", default=d.device, help="auto, cpu, cuda or cuda:N")
+    g.add_argument("--grad-checkpointing", action="store_true",
+                   help="recompute the backbone's activations in the backward pass: much less memory, "
+                        "about a third slower. Turn it on when a large model or a long --max-len runs out of memory")
     g = p.add_argument_group("optimisation")
     g.add_argument("--epochs", type=int, default=d.epochs)
     g.add_argument("--max-batches", type=int, default=None,

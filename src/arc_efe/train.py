@@ -148,6 +148,13 @@ def setup(cfg: TrainConfig, resume: str | Path | None = None) -> Run:
                              device, weight_dtype)
     for p in head_parameters(backbone):  # the head always learns: keep it in float32
         p.data = p.data.float()
+    if cfg.grad_checkpointing:  # non-reentrant: works with a frozen embedding (LoRA) as well
+        # transformers 5 renamed gradient_checkpointing_enable (deprecated) to activation_checkpointing_enable
+        enable = getattr(backbone, "activation_checkpointing_enable", None)
+        if enable is not None:
+            enable(activation_checkpointing_kwargs={"use_reentrant": False})
+        else:
+            backbone.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     agent = Agent(backbone)
     hidden = backbone.get_input_embeddings().embedding_dim
     solver2 = None
