@@ -16,6 +16,7 @@ from torch import nn
 from transformers.modeling_outputs import CausalLMOutputWithPast
 
 from .data import MAX_SIDE, NUM_COLOURS, Grid
+from .packing import ATTENTION
 from .tokens import END, PAD, ROW, VOCAB_SIZE, try_decode_grid
 
 # transformers renamed `past_key_values` to `cache` (argument and output field) in 5.x.
@@ -65,15 +66,30 @@ class Agent(nn.Module):
 
     def _embed(self, input_ids: torch.Tensor, memory: torch.Tensor | None) -> torch.Tensor:
         embeds = self.backbone.get_input_embeddings()(input_ids)
-        return embeds if memory is None else embeds + memory.to(embeds.dtype).unsqueeze(1)
+        if memory is None:
+            return embeds
+        memory = memory.to(embeds.dtype)
+        return embeds + (memory.unsqueeze(1) if memory.ndim == 2 else memory)
 
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
-                memory: torch.Tensor | None = None, hidden: bool = False):
+    def _packed_kwargs(self, input_ids: torch.Tensor, attention_mask, packed_segments) -> dict:
+        """Packed rows with packing.ATTENTION: the sequences' places, and an all-ones mask so
+        that transformers does not build the block-diagonal mask the attention would ignore.
+        Other attentions (flash) get no mask and find the sequences from the position ids."""
+        if packed_segments is None or getattr(self.backbone.config, "_attn_implementation", None) != ATTENTION:
+            return {"attention_mask": attention_mask}
+        return {"attention_mask": torch.ones_like(input_ids), "packed_segments": packed_segments}
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None,
+                memory: torch.Tensor | None = None, hidden: bool = False,
+                position_ids: torch.Tensor | None = None, packed_segments=None):
         """(B, L, V) logits for every position (teacher forcing); with `hidden`, also the
-        (B, L, H) last hidden states. `memory` (B, H) is Solver2's gated readout, added to
-        every input embedding of its sequence."""
-        out = self.backbone(inputs_embeds=self._embed(input_ids, memory), attention_mask=attention_mask,
-                            use_cache=False, output_hidden_states=hidden)
+        (B, L, H) last hidden states. `memory` is Solver2's gated readout: (B, H), added to
+        every input embedding of its row, or (B, L, H), one vector per token (packed rows).
+        Packed rows pass `position_ids` that restart at each sequence and no mask
+        (see packing.py)."""
+        out = self.backbone(inputs_embeds=self._embed(input_ids, memory), position_ids=position_ids,
+                            use_cache=False, output_hidden_states=hidden,
+                            **self._packed_kwargs(input_ids, attention_mask, packed_segments))
         return (out.logits, out.hidden_states[-1]) if hidden else out.logits
 
     @torch.no_grad()

@@ -46,6 +46,9 @@ PRESETS: dict[str, dict] = {
                   num_key_value_heads=4, intermediate_size=768),
     "base": dict(_COMMON, hidden_size=512, num_hidden_layers=8, num_attention_heads=8,
                  num_key_value_heads=4, intermediate_size=1536),
+    # Qwen2.5-0.5B's shape with random weights: GPU speed and memory checks (benchmarks/gpu_check.sh).
+    "random-0.5b": dict(_COMMON, hidden_size=896, num_hidden_layers=24, num_attention_heads=14,
+                        num_key_value_heads=2, intermediate_size=4864),
 }
 MODES = ("frozen", "full", "lora")
 
@@ -203,6 +206,10 @@ def load_backbone(cfg: BackboneConfig, device: torch.device, dtype: torch.dtype)
         model = Qwen2ForCausalLM(config).to(dtype=dtype)
     else:
         model = _load_pretrained(cfg.model_name, dtype, cfg.attn_implementation)
+    if model.config._attn_implementation == "sdpa":  # sdpa, plus a fast path for packed rows
+        from .packing import register_attention
+
+        model.set_attn_implementation(register_attention())
     # Special tokens in ARC ids, so generate() stops at END and pads with PAD, never with an
     # id of the old vocabulary.
     for c in (model.config, getattr(model, "generation_config", None)):

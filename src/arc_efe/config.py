@@ -33,12 +33,15 @@ class TrainConfig:
     val_fraction: float = 0.1
     max_len: int = 2048
     augment: bool = True
+    pack: bool = True  # several sequences per row (packing.py); False: one padded row each
+    max_tokens: int | None = None  # tokens per packed row; None: the whole micro-batch in one row
     # model
     model_name: str = "tiny"
     mode: str = "full"
     lora_rank: int = 16
     lora_alpha: int = 32
     device: str = "auto"
+    grad_checkpointing: bool = False  # recompute activations in the backward pass
     # optimisation
     epochs: int = 5
     max_batches: int | None = None  # micro-batches per epoch; None: the whole epoch
@@ -81,6 +84,8 @@ class TrainConfig:
                      "save_frequency", "memory_top_k", "memory_capacity", "solver2_steps"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(self, name)}")
+        if self.max_tokens is not None and self.max_tokens < 1:
+            raise ConfigError(f"--max-tokens must be >= 1, got {self.max_tokens}")
         if self.max_batches is not None and self.max_batches < 1:
             raise ConfigError(f"--max-batches must be >= 1, got {self.max_batches}")
         if self.agent_lr <= 0 or (self.qwen_lr is not None and self.qwen_lr < 0):
@@ -127,6 +132,13 @@ def add_train_args(p: argparse.ArgumentParser) -> None:
                    help="longest sequence in tokens; demonstrations are dropped to fit. Lower it if you OOM")
     g.add_argument("--no-augment", dest="augment", action="store_false",
                    help="train on the tasks as they are, without random views")
+    g.add_argument("--no-pack", dest="pack", action="store_false",
+                   help="one padded row per sequence instead of packed rows; only to compare "
+                        "or to rule packing out when chasing a bug (it wastes compute on padding)")
+    g.add_argument("--max-tokens", type=int, default=None,
+                   help="tokens per packed row (default: the whole micro-batch in one row, the "
+                        "fastest with sdpa or flash attention). Set it, e.g. to --max-len, with an "
+                        "attention that builds a full mask (eager), or if a long row runs out of memory")
     g = p.add_argument_group("model")
     g.add_argument("--model-name", default=d.model_name,
                    help=f"preset ({', '.join(MODEL_PRESETS)}), hub id or local folder of a Qwen2/Qwen3 model")
@@ -140,6 +152,9 @@ def add_train_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--lora-rank", type=int, default=d.lora_rank)
     g.add_argument("--lora-alpha", type=int, default=d.lora_alpha)
     g.add_argument("--device", default=d.device, help="auto, cpu, cuda or cuda:N")
+    g.add_argument("--grad-checkpointing", action="store_true",
+                   help="recompute the backbone's activations in the backward pass: much less memory, "
+                        "about a third slower. Turn it on when a large model or a long --max-len runs out of memory")
     g = p.add_argument_group("optimisation")
     g.add_argument("--epochs", type=int, default=d.epochs)
     g.add_argument("--max-batches", type=int, default=None,

@@ -32,11 +32,12 @@ from pathlib import Path
 
 import torch
 
+from . import distributed as dist
 from .agent import Agent
 from .backbone import BackboneConfig, load_backbone, load_trainable
 from .checkpoint import latest_checkpoint
 from .data import Task, grids_equal
-from .device import default_dtype, resolve_device
+from .device import default_dtype
 from .display import side_by_side
 from .errors import ArcEfeError, SubmissionError
 from .files import atomic_write_text, read_safetensors
@@ -234,26 +235,40 @@ def _select_tasks(args: argparse.Namespace) -> list[Task]:
 
 
 def _setup(args: argparse.Namespace):
-    device = resolve_device(args.device)
+    device = dist.init(args.device)  # under torchrun: this rank's device
     torch.manual_seed(args.seed)
     run_dir = Path(args.checkpoint) if args.checkpoint else None
     agent, solver2, bank, max_len = load_agent(run_dir, args.model_name, device)
     inf, ttt = configs_from_args(args, max_len)
     if run_dir is None and not ttt.enabled:
-        print("note: a fresh, untrained backbone without test-time training (--ttt-steps) answers at random",
-              file=sys.stderr)
+        dist.print0("note: a fresh, untrained backbone without test-time training (--ttt-steps) answers "
+                    "at random", file=sys.stderr)
     trainer = TestTimeTrainer(agent, ttt) if ttt.enabled else None
     return agent, inf, trainer, memory_function(agent, solver2, bank)
 
 
 def evaluate(args: argparse.Namespace) -> int:
+    """Under torchrun each rank answers a shard of the tasks (as --shard RANK+1/WORLD) and
+    rank 0 merges them into one submission, as `arc-efe merge` would."""
+    if dist.launched():
+        if args.shard:
+            raise ArcEfeError("--shard and torchrun both split the tasks: use one of them")
+        dist.init(args.device)
+        args.shard = f"{dist.rank() + 1}/{dist.world_size()}"
+    try:
+        return _evaluate(args)
+    finally:
+        dist.close()
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    print = dist.print0  # noqa: A001 - under torchrun only rank 0 prints
     tasks = _select_tasks(args)
     agent, inf, trainer, memory_fn = _setup(args)
     out = Path(args.output_dir)
-    out.mkdir(parents=True, exist_ok=True)
     submission: dict[str, list] = {}
     records = []
-    progress = Progress(len(tasks), not args.no_progress)
+    progress = Progress(len(tasks), not args.no_progress and dist.is_main())
     solved = scored = 0
     print(TABLE_HEAD)
     try:
@@ -270,6 +285,19 @@ def evaluate(args: argparse.Namespace) -> int:
     finally:
         if trainer is not None:
             trainer.close()
+    if dist.world_size() > 1:  # shards in task order: rank r holds tasks r, r + world, ...
+        parts = dist.gather_lists([(submission, records, tasks)])
+        if not dist.is_main():
+            return 0
+        order = []
+        for k in range(max(len(ts) for _, _, ts in parts)):
+            for sub, recs, ts in parts:
+                if k < len(ts):
+                    order.append((ts[k], sub[ts[k].id], recs[k]))
+        tasks = [t for t, _, _ in order]
+        submission = {t.id: entries for t, entries, _ in order}
+        records = [r for _, _, r in order]
+    out.mkdir(parents=True, exist_ok=True)
     write_submission(out / "submission.json", submission)
     atomic_write_text(out / "eval.jsonl", "".join(json.dumps(r) + "\n" for r in records))
     print(f"wrote {out / 'submission.json'} ({len(submission)} tasks) and {out / 'eval.jsonl'}")

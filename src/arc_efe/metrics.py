@@ -26,6 +26,19 @@ class NullWriter:
         pass
 
 
+class NullLog:
+    """The log of a rank other than 0: under torchrun only rank 0 writes."""
+
+    def log(self, record: dict[str, Any]) -> None:
+        pass
+
+    def truncate_after(self, step: int, epochs_done: int) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
 def tensorboard_writer(run_dir: Path, enabled: bool):
     if not enabled:
         return NullWriter()

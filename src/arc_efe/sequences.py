@@ -1,4 +1,5 @@
-"""Training sequences: a query seen through a view, its inverse task, and padded batches.
+"""Training sequences: a query seen through a view, its inverse task, and padded batches
+(packed batches: `packing.py`).
 
 An `Example` is one token sequence with the place of its answer. For the consistency term
 each forward example also records, for every cell of the original (un-viewed) answer grid,
@@ -82,20 +83,60 @@ def inverse_example(query: Query, view: View, max_len: int | None) -> Example:
 
 @dataclass
 class Batch:
-    input_ids: torch.Tensor  # (B, L), right-padded with PAD
-    attention_mask: torch.Tensor  # (B, L)
+    """Examples laid out in rows: one per row, right-padded (`collate`), or several per row
+    (`packing.pack`). Either way the N answer tokens come in example order."""
+    input_ids: torch.Tensor  # (R, L), PAD where no example is
+    attention_mask: torch.Tensor | None  # (R, L) 1 on tokens; None when packed (see position_ids)
     rows: torch.Tensor  # (N,) batch row of each answer token
     cols: torch.Tensor  # (N,) position whose logits predict that token
     targets: torch.Tensor  # (N,)
     offsets: list[int]  # start of each example's answer tokens within the N
+    position_ids: torch.Tensor | None = None  # (R, L) restarting at 0 for every packed example
+    token_example: torch.Tensor | None = None  # (R, L) example of each token, -1 on padding
+    example_row: list[int] | None = None  # row of each example (default: its index)
+    example_start: list[int] | None = None  # first column of each example (default: 0)
+    real_tokens: int | None = None
+    segments: list[list[tuple[int, int]]] | None = None  # per row: (start, end) of each sequence
 
     @property
     def n_tokens(self) -> int:
+        if self.real_tokens is not None:
+            return self.real_tokens
         return int(self.attention_mask.sum())
 
+    @property
+    def packed(self) -> bool:
+        return self.token_example is not None
+
+    def place(self, i: int, pos: int) -> tuple[int, int]:
+        """(row, column) of position `pos` of example i."""
+        if self.example_row is None:
+            return i, pos
+        return self.example_row[i], self.example_start[i] + pos
+
+    def spread(self, per_example: torch.Tensor | None) -> torch.Tensor | None:
+        """Per-example vectors (E, H) as the model takes them: (E, H) for padded rows, one
+        vector per token (R, L, H) for packed rows (zero on padding)."""
+        if per_example is None or not self.packed:
+            return per_example
+        padded = torch.cat([per_example.new_zeros((1, per_example.shape[-1])), per_example])
+        return padded[self.token_example + 1]
+
+    def model_inputs(self) -> dict[str, torch.Tensor | None]:
+        """Keyword arguments for the backbone. Packed rows pass no mask but position ids
+        that restart at every example: transformers' Qwen2 (5.x) then builds a block-diagonal
+        causal mask from them (`find_packed_sequence_indices`), and flash attention uses
+        them as sequence boundaries."""
+        if self.packed:
+            return {"attention_mask": None, "position_ids": self.position_ids,
+                    "packed_segments": self.segments}
+        return {"attention_mask": self.attention_mask}
+
     def to(self, device: torch.device) -> "Batch":
-        return Batch(self.input_ids.to(device), self.attention_mask.to(device), self.rows.to(device),
-                     self.cols.to(device), self.targets.to(device), self.offsets)
+        move = lambda t: None if t is None else t.to(device)  # noqa: E731
+        return Batch(move(self.input_ids), move(self.attention_mask), move(self.rows), move(self.cols),
+                     move(self.targets), self.offsets, move(self.position_ids), move(self.token_example),
+                     self.example_row, self.example_start, self.real_tokens, self.segments)
 
 
 def collate(examples: Sequence[Example]) -> Batch:

@@ -24,6 +24,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .data import Grid, grids_equal
+from .distributed import gather_lists
 from .evaluation import decode_queries
 from .memory import MemoryBank
 from .sequences import Example, collate, forward_example, view_pairs
@@ -147,7 +148,16 @@ class MemoryWriter:
 
     @torch.no_grad()
     def __call__(self, result) -> None:
-        self.queries += len(result.queries)
+        # Under torchrun each rank checks its own queries; the entries are gathered and added
+        # in rank order everywhere, so every rank keeps the same bank (distributed.py).
+        for n_queries, entries in gather_lists([(len(result.queries), self._solved(result))]):
+            self.queries += n_queries
+            for key, value, meta in entries:
+                if self.bank.add(key, value, meta):
+                    self.adds += 1
+
+    def _solved(self, result) -> list[tuple[torch.Tensor, torch.Tensor, dict]]:
+        """(key, value, metadata) of each of the step's queries that counts as solved."""
         if self.exact:
             cand = [i for i, ok in enumerate(result.cells_right) if ok]
         else:
@@ -155,7 +165,7 @@ class MemoryWriter:
         # A query whose stored solution is about as good would not be worth replacing: skip it.
         cand = [i for i in cand if not self._kept_better(result.queries[i], result.risk[i])]
         if not cand:
-            return
+            return []
         queries = [result.queries[i] for i in cand]
         views = [result.views[i] for i in cand]
         examples = [forward_example(q, v, self.max_len) for q, v in zip(queries, views)]
@@ -167,6 +177,7 @@ class MemoryWriter:
             solved = [grids_equal(a, q.target.output) for a, q in zip(answers, queries)]
         batch = collate(examples).to(self.device)
         _, hidden = self.agent(batch.input_ids, batch.attention_mask, memory, hidden=True)
+        entries = []
         for k, i in enumerate(cand):
             if not solved[k]:
                 continue
@@ -175,8 +186,8 @@ class MemoryWriter:
             meta = {"task_id": q.task.id, "split": q.split, "index": q.index, "epoch": result.epoch + 1,
                     "step": result.step + 1, "risk": result.risk[i], "dihedral": v.dihedral,
                     "colours": list(v.colours), "source": "exact" if self.exact else "risk"}
-            if self.bank.add(keys[k], value, meta):
-                self.adds += 1
+            entries.append((keys[k].cpu(), value.cpu(), meta))
+        return entries
 
 
 @torch.no_grad()

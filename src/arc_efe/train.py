@@ -22,20 +22,22 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from . import distributed as dist
 from .agent import Agent
 from .backbone import BackboneConfig, backbone_parameters, head_parameters, load_backbone, trainable_summary
 from .checkpoint import Position, latest_checkpoint, load_checkpoint, save_checkpoint
 from .config import TrainConfig
 from .dataset import Query
 from .errors import ArcEfeError
-from .device import autocast, default_dtype, resolve_device
+from .device import autocast, default_dtype
 from .diagnosis import diagnose, load_run, write_diagnosis
 from .evaluation import exact_accuracy, pass_at_2
 from .files import atomic_write_json
 from .loss import COMPONENTS, EFELoss, risk_sum
-from .metrics import MetricsLog
+from .metrics import MetricsLog, NullLog
 from .memory import MemoryBank
-from .sequences import Example, aligned_cells, collate, forward_example, inverse_example
+from .packing import make_batch
+from .sequences import Example, aligned_cells, forward_example, inverse_example
 from .solver2 import MemoryWriter, Solver2, corrupt, draft_tokens_for, refine_example, task_keys
 from .trainset import TrainingData, load_training_data
 from .tokens import VOCAB_SIZE, SequenceTooLong
@@ -132,11 +134,11 @@ def _lr_lambda(warmup: int, total: int) -> Callable[[int], float]:
 
 def setup(cfg: TrainConfig, resume: str | Path | None = None) -> Run:
     torch.manual_seed(cfg.seed)
-    device = resolve_device(cfg.device)
+    device = dist.init(cfg.device)  # under torchrun: this rank's device, process group started
     dtype = default_dtype(device)
     data = load_training_data(cfg)
     for reason in data.skipped:
-        print(f"skipped: {reason}")
+        dist.print0(f"skipped: {reason}")
 
     # Trained weights stay in float32 (bf16 autocast does the GPU math); weights that never
     # change (a frozen or LoRA base) are held in the compute dtype to halve their memory.
@@ -146,6 +148,13 @@ def setup(cfg: TrainConfig, resume: str | Path | None = None) -> Run:
                              device, weight_dtype)
     for p in head_parameters(backbone):  # the head always learns: keep it in float32
         p.data = p.data.float()
+    if cfg.grad_checkpointing:  # non-reentrant: works with a frozen embedding (LoRA) as well
+        # transformers 5 renamed gradient_checkpointing_enable (deprecated) to activation_checkpointing_enable
+        enable = getattr(backbone, "activation_checkpointing_enable", None)
+        if enable is not None:
+            enable(activation_checkpointing_kwargs={"use_reentrant": False})
+        else:
+            backbone.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     agent = Agent(backbone)
     hidden = backbone.get_input_embeddings().embedding_dim
     solver2 = None
@@ -154,23 +163,17 @@ def setup(cfg: TrainConfig, resume: str | Path | None = None) -> Run:
     bank = MemoryBank(hidden, cfg.memory_capacity) if cfg.memory else None
     loss_fn = EFELoss(**{f"{k}_weight": v for k, v in cfg.weights.items()},
                       label_smoothing=cfg.label_smoothing)
+    dist.sync_parameters([m for m in (agent, solver2, loss_fn) if m is not None])
     optimizer = torch.optim.AdamW(_param_groups(cfg, agent, loss_fn, solver2), betas=(0.9, 0.95))
     n_micro = data.batches_per_epoch(cfg)
-    steps_per_epoch = math.ceil(n_micro / cfg.grad_accum_steps)
+    steps_per_epoch = math.ceil(n_micro / (cfg.grad_accum_steps * dist.world_size()))
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, _lr_lambda(cfg.warmup_steps, steps_per_epoch * cfg.epochs))
 
-    if resume is not None:
-        run_dir = Path(resume)
-    else:
-        name = cfg.run_name or datetime.now().strftime("run_%Y%m%d_%H%M%S")
-        run_dir = Path(cfg.output_dir) / name
-        if (run_dir / "metrics.jsonl").exists():
-            raise ArcEfeError(f"{run_dir} already holds a run: pass --resume {run_dir} to continue "
-                              "it, or choose another --run-name")
-        run_dir.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(run_dir / "config.json", {**cfg.to_dict(), "data": data.name}, indent=1)
-    log = MetricsLog(run_dir, cfg.tensorboard)
+    run_dir, problem = _run_dir(cfg, resume, data.name)  # rank 0 decides and writes; the others follow
+    if problem:
+        raise ArcEfeError(problem)
+    log = MetricsLog(run_dir, cfg.tensorboard) if dist.is_main() else NullLog()
     pos = Position(0, 0, 0, 0)
     if resume is not None:
         pos, loaded_bank = load_checkpoint(latest_checkpoint(run_dir), agent.backbone, optimizer,
@@ -182,17 +185,40 @@ def setup(cfg: TrainConfig, resume: str | Path | None = None) -> Run:
         writer = MemoryWriter(agent, solver2, bank, cfg.success_threshold, cfg.max_len, device)
 
     generated = "".join(f" + {s.name} (generated)" for s in data.synthetic)
-    print(f"data: {data.name}: {data.n_fit_tasks} training tasks ({len(data.queries)} queries){generated}, "
-          f"{data.n_val_tasks} validation tasks")
-    print(f"model: {cfg.model_name} ({cfg.mode}) on {device}, {trainable_summary(backbone)}")
+    dist.print0(f"data: {data.name}: {data.n_fit_tasks} training tasks ({len(data.queries)} queries){generated}, "
+                f"{data.n_val_tasks} validation tasks")
+    dist.print0(f"model: {cfg.model_name} ({cfg.mode}) on {device}, {trainable_summary(backbone)}")
     if cfg.mode == "frozen":
-        print("warning: the Qwen backbone is frozen: only the output head will learn "
-              "(use --no-freeze-qwen to train it)")
+        dist.print0("warning: the Qwen backbone is frozen: only the output head will learn "
+                    "(use --no-freeze-qwen to train it)")
     if bank is not None:
-        print(f"Solver2 memory: on (top {cfg.memory_top_k}, success rule: {cfg.success_threshold}, "
-              f"{len(bank)} entries)")
+        dist.print0(f"Solver2 memory: on (top {cfg.memory_top_k}, success rule: {cfg.success_threshold}, "
+                    f"{len(bank)} entries)")
+    if dist.world_size() > 1:
+        dist.print0(f"distributed: {dist.world_size()} ranks, each step {cfg.grad_accum_steps * dist.world_size()} "
+                    f"micro-batches of {cfg.batch_size} queries")
     return Run(cfg, run_dir, device, dtype, agent, loss_fn, optimizer, scheduler, data,
                log, pos, steps_per_epoch, solver2, bank, writer)
+
+
+def _run_dir(cfg: TrainConfig, resume, data_name: str) -> tuple[Path, str | None]:
+    problem = None
+    if dist.is_main():
+        if resume is not None:
+            run_dir = Path(resume)
+        else:
+            name = cfg.run_name or datetime.now().strftime("run_%Y%m%d_%H%M%S")
+            run_dir = Path(cfg.output_dir) / name
+            if (run_dir / "metrics.jsonl").exists():
+                problem = (f"{run_dir} already holds a run: pass --resume {run_dir} to continue "
+                           "it, or choose another --run-name")
+            else:
+                run_dir.mkdir(parents=True, exist_ok=True)
+        if problem is None:
+            atomic_write_json(run_dir / "config.json", {**cfg.to_dict(), "data": data_name}, indent=1)
+    else:
+        run_dir = None
+    return dist.broadcast_object((run_dir, problem))
 
 
 def build_micro_batch(run: Run, epoch: int, b: int) -> MicroBatch:
@@ -259,19 +285,21 @@ def train_step(run: Run, epoch: int, micro: list[MicroBatch], step: int) -> tupl
             counts[{"forward": "answer", "inverse": "inverse", "refine": "refine"}[e.kind]] += e.answer_len
         counts["consistency"] += sum(len(mb.examples[i].cell_pos) for i, _ in mb.pairs)
         counts["halt"] += len(mb.halt)
+    # normalise by the whole step's tokens, over every rank (distributed.py)
+    counts = dict(zip(counts, map(int, dist.sum_floats(list(counts.values()), run.device))))
     components = {name: 0.0 for name in COMPONENTS}
     loss_value, tokens = 0.0, 0
     result = StepResult(step, epoch, [], [], [], [])
     for mb in micro:
-        batch = collate(mb.examples).to(run.device)
+        batch = make_batch(mb.examples, cfg.max_tokens, cfg.pack).to(run.device)
         tokens += batch.n_tokens
         memory, found = _memory_vectors(run, mb)
         result.retrieved += found
         with autocast(run.device, run.dtype):
-            if mb.halt:  # the halting head reads hidden states
-                logits, hidden = agent(batch.input_ids, batch.attention_mask, memory, hidden=True)
-            else:
-                logits, hidden = agent(batch.input_ids, batch.attention_mask, memory), None
+            # the halting head reads hidden states
+            out = agent(batch.input_ids, hidden=bool(mb.halt), memory=batch.spread(memory),
+                        **batch.model_inputs())
+            logits, hidden = out if mb.halt else (out, None)
         answer_logits = logits[batch.rows, batch.cols].float()
         kinds = [e.kind for e in mb.examples]
         idx = {kind: _segments(batch.offsets, mb.examples, [i for i, k in enumerate(kinds) if k == kind],
@@ -297,6 +325,10 @@ def train_step(run: Run, epoch: int, micro: list[MicroBatch], step: int) -> tupl
                 result.risk.append(float(nll[seg].mean()) / LN_V)
                 result.cells_right.append(bool(right[seg].all()))
     params = [p for g in run.optimizer.param_groups for p in g["params"]]
+    dist.sum_gradients(params)
+    totals = dist.sum_floats([loss_value, tokens, result.retrieved, *components.values()], run.device)
+    loss_value, tokens, result.retrieved = totals[0], int(totals[1]), int(totals[2])
+    components = dict(zip(components, totals[3:]))
     clip = cfg.grad_clip if cfg.grad_clip > 0 else float("inf")
     grad_norm = float(torch.nn.utils.clip_grad_norm_(params, clip))
     finite = math.isfinite(loss_value) and math.isfinite(grad_norm)
@@ -314,8 +346,9 @@ def _step_term(run: Run, answer_logits: torch.Tensor, batch, hidden: torch.Tenso
     """Refinement: the risk of the revised answers plus the halting head's binary
     cross-entropy (/ ln 2, so a coin-flip head scores 1), each per token / per draft of the step."""
     risk = risk_sum(answer_logits[refine_idx], batch.targets[refine_idx]) / max(counts["refine"], 1)
-    rows = torch.tensor([i for i, _, _ in mb.halt], device=run.device)
-    cols = torch.tensor([p for _, p, _ in mb.halt], device=run.device)
+    places = [batch.place(i, p) for i, p, _ in mb.halt]
+    rows = torch.tensor([r for r, _ in places], device=run.device)
+    cols = torch.tensor([c for _, c in places], device=run.device)
     target = torch.tensor([float(r) for _, _, r in mb.halt], device=run.device)
     halt_logit = run.solver2.halt(hidden[rows, cols].float()).squeeze(-1)
     bce = torch.nn.functional.binary_cross_entropy_with_logits(halt_logit, target, reduction="sum")
@@ -344,20 +377,21 @@ def fit(run: Run, callbacks: Sequence[StepCallback] = ()) -> Path:
         epoch_components = {name: [] for name in COMPONENTS}
         nan_skipped = retrieved = 0
         t_epoch = time.time()
-        bar = tqdm(total=n_micro, initial=b, desc=f"epoch {epoch + 1}/{cfg.epochs}",
-                   unit="batch", dynamic_ncols=True, file=sys.stderr)
+        bar = tqdm(total=n_micro, initial=b, desc=f"epoch {epoch + 1}/{cfg.epochs}", unit="batch",
+                   dynamic_ncols=True, file=sys.stderr, disable=not dist.is_main())
         run.agent.train()
         while b < n_micro:
-            # 1. micro-batches of this step (their views are fixed by seed, epoch and index)
+            # 1. micro-batches of this step (their views are fixed by seed, epoch and index);
+            # under torchrun this rank takes every world-th of them
             t0 = time.time()
-            last = min(b + cfg.grad_accum_steps, n_micro)
-            micro = [build_micro_batch(run, epoch, i) for i in range(b, last)]
+            last = min(b + cfg.grad_accum_steps * dist.world_size(), n_micro)
+            micro = [build_micro_batch(run, epoch, i) for i in range(b + dist.rank(), last, dist.world_size())]
             lr = run.optimizer.param_groups[0]["lr"]
             # 2. forward, backward, clip, step
             stats, result = train_step(run, epoch, micro, pos.step)
             # 3. bookkeeping and logging
             pos.step += 1
-            b = last
+            step_batches, b = last - b, last
             pos.epoch, pos.batch = epoch, b
             dt = time.time() - t0
             nan_skipped += stats["skipped"]
@@ -371,13 +405,16 @@ def fit(run: Run, callbacks: Sequence[StepCallback] = ()) -> Path:
                          "components": stats["components"], "lr": lr, "grad_norm": stats["grad_norm"],
                          "tokens_per_s": tok_s})
             bar.set_postfix(loss=f"{stats['loss']:.4f}", tok_s=f"{tok_s:.0f}")
-            bar.update(len(micro))
+            bar.update(step_batches)
             for cb in callbacks:
                 cb(result)
         bar.close()
-        # 4. end of epoch: accuracy, report, diagnosis, checkpoint
-        (right, total), val, n_val = validate(run, epoch)
+        # 4. end of epoch: accuracy, report, diagnosis, checkpoint (rank 0; the others wait)
         pos.epoch, pos.batch, pos.epochs_done = epoch + 1, 0, epoch + 1
+        if not dist.is_main():
+            dist.barrier()
+            continue
+        (right, total), val, n_val = validate(run, epoch)
         mean = lambda xs: float(np.mean(xs)) if xs else float("nan")  # noqa: E731
         record = {"kind": "epoch", "epoch": epoch + 1, "train_loss": mean(epoch_losses),
                   "components": {k: mean(v) for k, v in epoch_components.items()},
@@ -392,11 +429,13 @@ def fit(run: Run, callbacks: Sequence[StepCallback] = ()) -> Path:
         if (epoch + 1) % cfg.save_frequency == 0 or epoch + 1 == cfg.epochs:
             save_checkpoint(run.run_dir, run.agent.backbone, run.optimizer, run.scheduler, pos,
                             cfg.to_dict(), run.solver2, run.bank)
-    if run.bank is not None:
+        dist.barrier()
+    if run.bank is not None and dist.is_main():
         run.bank.save(run.run_dir / "memory")
     run.log.close()
-    report_after_training(run.run_dir)
-    print(f"run folder: {run.run_dir}")
+    if dist.is_main():
+        report_after_training(run.run_dir)
+    dist.print0(f"run folder: {run.run_dir}")
     return run.run_dir
 
 
@@ -442,4 +481,7 @@ def _print_epoch_report(run: Run, rec: dict, right: int, total: int, n_val: int,
 
 def train(cfg: TrainConfig, resume: str | Path | None = None,
           callbacks: Sequence[StepCallback] = ()) -> Path:
-    return fit(setup(cfg, resume), callbacks)
+    try:
+        return fit(setup(cfg, resume), callbacks)
+    finally:
+        dist.close()

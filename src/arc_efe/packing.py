@@ -1,0 +1,122 @@
+"""Packed batches: several training sequences per row, attention kept inside each one.
+
+A padded batch spends compute on padding: a micro-batch mixes sequences of a few hundred and
+of a couple of thousand tokens (forward, second view, inverse task, refinement drafts). `pack`
+places the sequences into rows of at most `max_tokens` tokens (first-fit, longest first; in
+training, one row for the whole micro-batch unless `--max-tokens` says otherwise) and
+gives every token its position within its own sequence. With no attention mask and those
+position ids, transformers' Qwen2 builds a block-diagonal causal mask (sdpa and eager on
+CPU; flash attention on GPU reads the same ids as sequence boundaries), so each sequence sees
+exactly what it would see alone: same positions, same keys. Only the tail of a row is padding.
+
+The answer tokens come out in example order, exactly as from `sequences.collate`, so the loss
+terms, the consistency alignment and the per-query figures do not know which layout ran;
+`Batch.place` and `Batch.spread` map an example's positions and its Solver2 memory vector
+onto the packed rows.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+
+from .sequences import Batch, Example, collate
+from .tokens import PAD
+
+
+def pack_rows(lengths: Sequence[int], max_tokens: int) -> list[list[int]]:
+    """Example indices per row: first fit, longest first. A sequence longer than
+    `max_tokens` gets a row of its own."""
+    rows: list[list[int]] = []
+    free: list[int] = []
+    for i in sorted(range(len(lengths)), key=lambda i: (-lengths[i], i)):
+        for r, room in enumerate(free):
+            if lengths[i] <= room:
+                rows[r].append(i)
+                free[r] -= lengths[i]
+                break
+        else:
+            rows.append([i])
+            free.append(max_tokens - lengths[i])
+    return rows
+
+
+def pack(examples: Sequence[Example], max_tokens: int) -> Batch:
+    lengths = [len(e.tokens) for e in examples]
+    layout = pack_rows(lengths, max_tokens)
+    width = max(sum(lengths[i] for i in row) for row in layout)
+    ids = torch.full((len(layout), width), PAD, dtype=torch.long)
+    positions = torch.zeros((len(layout), width), dtype=torch.long)
+    owner = torch.full((len(layout), width), -1, dtype=torch.long)
+    example_row, example_start = [0] * len(examples), [0] * len(examples)
+    for r, row in enumerate(layout):
+        at = 0
+        for i in row:
+            n = lengths[i]
+            ids[r, at: at + n] = torch.tensor(examples[i].tokens)
+            positions[r, at: at + n] = torch.arange(n)
+            owner[r, at: at + n] = i
+            example_row[i], example_start[i] = r, at
+            at += n
+        # the padding tail counts from 0 again: a block of its own that no sequence sees
+        positions[r, at:] = torch.arange(width - at)
+    rows, cols, targets, offsets = [], [], [], []
+    total = 0
+    for i, e in enumerate(examples):  # answer tokens in example order, as in collate
+        start = example_start[i] + e.answer_start - 1  # logits at t predict token t + 1
+        rows += [example_row[i]] * e.answer_len
+        cols += range(start, start + e.answer_len)
+        targets += e.tokens[e.answer_start: e.answer_start + e.answer_len]
+        offsets.append(total)
+        total += e.answer_len
+    segments = [[(example_start[i], example_start[i] + lengths[i]) for i in row] for row in layout]
+    for r, row in enumerate(layout):  # the padding tail is a segment too: every token is covered
+        end = example_start[row[-1]] + lengths[row[-1]]
+        if end < width:
+            segments[r].append((end, width))
+    return Batch(ids, None, torch.tensor(rows), torch.tensor(cols), torch.tensor(targets), offsets,
+                 positions, owner, example_row, example_start, real_tokens=sum(lengths),
+                 segments=[sorted(s) for s in segments])
+
+
+def make_batch(examples: Sequence[Example], pack_rows_of: int | None, packed: bool = True) -> Batch:
+    """Packed rows of up to `pack_rows_of` tokens (None: all examples in one row), or one
+    padded row per example (`packed=False`)."""
+    if not packed:
+        return collate(examples)
+    return pack(examples, pack_rows_of or sum(len(e.tokens) for e in examples))
+
+
+# --- attention for packed rows ------------------------------------------------------------
+# transformers honours the position-id resets by building a block-diagonal mask, and sdpa
+# with an explicit mask on CPU computes every masked block (and leaves the fast causal
+# kernel): a packed row of 1024 tokens costs more than the padded rows it replaces. Given the
+# sequences' places (`packed_segments`, passed through the model's keyword arguments), this
+# attention runs the causal kernel on each sequence on its own and ignores the mask; without
+# them it is transformers' sdpa attention, unchanged.
+ATTENTION = "arc_packed_sdpa"
+
+
+def packed_sdpa_attention(module, query, key, value, attention_mask, packed_segments=None, **kwargs):
+    from transformers.integrations.sdpa_attention import sdpa_attention_forward
+
+    if packed_segments is None or query.shape[2] != key.shape[2]:
+        return sdpa_attention_forward(module, query, key, value, attention_mask, **kwargs)
+    rows = []
+    for r, segments in enumerate(packed_segments):
+        parts = [sdpa_attention_forward(module, query[r:r + 1, :, s:e], key[r:r + 1, :, s:e],
+                                        value[r:r + 1, :, s:e], None, is_causal=True, **kwargs)[0]
+                 for s, e in segments]
+        rows.append(torch.cat(parts, dim=1))  # (1, L, heads, head_dim)
+    return torch.cat(rows), None
+
+
+def register_attention() -> str:
+    """Make `ATTENTION` known to transformers (idempotent); returns its name."""
+    from transformers import AttentionInterface
+    from transformers.masking_utils import AttentionMaskInterface, sdpa_mask
+
+    AttentionInterface.register(ATTENTION, packed_sdpa_attention)
+    AttentionMaskInterface.register(ATTENTION, sdpa_mask)
+    return ATTENTION

@@ -1,0 +1,116 @@
+"""Packed batches: the same logits, loss and gradients as padded rows or one sequence at a time."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from arc_efe.config import TrainConfig
+from arc_efe.dataset import make_queries
+from arc_efe.packing import pack, pack_rows
+from arc_efe.sequences import collate, forward_example, inverse_example
+from arc_efe.sources import load_tasks
+from arc_efe.train import build_micro_batch, setup, train_step
+from arc_efe.views import random_view
+
+
+@pytest.fixture(scope="module")
+def tasks_file(tmp_path_factory):
+    tasks = load_tasks("arc-agi-1/training").tasks
+    tasks = sorted(tasks, key=lambda t: sum(p.input.size + p.output.size for p in t.train))[:6]
+    path = tmp_path_factory.mktemp("pack") / "tasks.json"
+    path.write_text(json.dumps({t.id: t.to_json() for t in tasks}))
+    return path
+
+
+def test_rows_never_overflow_and_hold_every_example_once():
+    rng = np.random.default_rng(0)
+    lengths = rng.integers(1, 300, size=40).tolist() + [700]
+    rows = pack_rows(lengths, 512)
+    assert sorted(i for r in rows for i in r) == list(range(len(lengths)))
+    for r in rows:
+        assert sum(lengths[i] for i in r) <= 512 or len(r) == 1
+    assert len(rows) < len(lengths) / 2  # sequences really share rows
+
+
+def test_each_sequence_sees_only_itself(tasks_file):
+    """Answer logits of a packed row equal those of each sequence run alone."""
+    run = setup(_cfg(tasks_file, "/tmp/unused", run_name="alone"))
+    queries = make_queries(load_tasks(tasks_file).tasks, "train")[:5]
+    rng = np.random.default_rng(1)
+    examples = []
+    for q in queries:
+        view = random_view(rng, len(q.context))
+        examples += [forward_example(q, view, 512), inverse_example(q, view, 512)]
+    batch = pack(examples, 2048)
+    assert batch.input_ids.shape[0] < len(examples)
+    with torch.no_grad():
+        packed = run.agent(batch.input_ids, **batch.model_inputs())[batch.rows, batch.cols]
+        # without the sequences' places: transformers' block-diagonal mask from the position ids
+        masked = run.agent(batch.input_ids, None, position_ids=batch.position_ids)[batch.rows, batch.cols]
+        torch.testing.assert_close(masked, packed, rtol=1e-5, atol=1e-5)
+        for i, e in enumerate(examples):
+            alone = collate([e])
+            want = run.agent(alone.input_ids, alone.attention_mask)[alone.rows, alone.cols]
+            got = packed[batch.offsets[i]: batch.offsets[i] + e.answer_len]
+            torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
+
+
+def _cfg(data, out, **kw):
+    base = dict(data=str(data), output_dir=str(out), device="cpu", epochs=1, batch_size=3,
+                val_fraction=0.0, train_eval_queries=2, max_val_tasks=1, tensorboard=False,
+                warmup_steps=1, max_len=512, solver2_steps=2, success_threshold="10")
+    base.update(kw)
+    return TrainConfig(**base)
+
+
+def _step_grads(tasks_file, tmp_path, **kw):
+    """Loss, components and gradients of one step with every loss term on, memory readout
+    non-zero (a stored entry, gate opened) and a refinement draft read by the halting head."""
+    run = setup(_cfg(tasks_file, tmp_path, **kw))
+    with torch.no_grad():
+        run.solver2.gate.fill_(0.7)
+    key, value = torch.randn(2, run.bank.dim, generator=torch.Generator().manual_seed(0))
+    run.bank.add(key, value, {"task_id": "elsewhere", "risk": 0.0})
+    grads = {}
+
+    def capture():
+        for n, p in list(run.agent.named_parameters()) + list(run.solver2.named_parameters()):
+            if p.grad is not None:
+                grads[n] = p.grad.detach().clone()
+
+    run.optimizer.step = capture  # gradients as they reach the optimizer (after clipping)
+    micro = [build_micro_batch(run, 0, 0), build_micro_batch(run, 0, 1)]
+    stats, result = train_step(run, 0, micro, 0)
+    assert result.retrieved > 0
+    return stats, grads
+
+
+@pytest.mark.filterwarnings("ignore::UserWarning")
+def test_packed_step_has_the_loss_and_gradients_of_padded_rows(tasks_file, tmp_path):
+    padded, g_pad = _step_grads(tasks_file, tmp_path, pack=False, run_name="padded", grad_clip=0.0)
+    packed, g_pack = _step_grads(tasks_file, tmp_path, run_name="packed", grad_clip=0.0)
+    one_row_each, g_one = _step_grads(tasks_file, tmp_path, run_name="one", grad_clip=0.0, max_tokens=1)
+    assert packed["tokens"] == padded["tokens"] == one_row_each["tokens"]
+    for other, g_other in ((padded, g_pad), (one_row_each, g_one)):
+        assert packed["loss"] == pytest.approx(other["loss"], rel=1e-5)
+        for name, v in other["components"].items():
+            assert packed["components"][name] == pytest.approx(v, rel=1e-5, abs=1e-7), name
+        assert g_pack.keys() == g_other.keys()
+        assert any("halt" in n for n in g_pack) and any("gate" in n for n in g_pack)
+        for name, g in g_other.items():
+            err = (g_pack[name] - g).norm() / g.norm().clamp_min(1e-12)
+            assert err < 1e-5, (name, float(err))
+    assert min(packed["components"].values()) >= 0 and packed["components"]["step"] > 0
+    assert packed["components"]["consistency"] > 0 and packed["components"]["bidirectional"] > 0
+
+
+@pytest.mark.filterwarnings("ignore::UserWarning")
+def test_gradient_checkpointing_gives_the_same_step(tasks_file, tmp_path):
+    plain, g_plain = _step_grads(tasks_file, tmp_path, run_name="plain", grad_clip=0.0)
+    ckpt, g_ckpt = _step_grads(tasks_file, tmp_path, run_name="ckpt", grad_clip=0.0, grad_checkpointing=True)
+    assert ckpt["loss"] == pytest.approx(plain["loss"], rel=1e-6)
+    assert g_ckpt.keys() == g_plain.keys()
+    for name, g in g_plain.items():
+        assert (g_ckpt[name] - g).norm() <= 1e-5 * g.norm().clamp_min(1e-12), name
