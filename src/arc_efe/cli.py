@@ -23,6 +23,11 @@ def _add_source_args(p: argparse.ArgumentParser) -> None:
                    help="leave out invalid tasks (listed with their reasons) instead of stopping")
 
 
+def _add_colour_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--no-color", action="store_true", help="print digits instead of coloured cells")
+    p.add_argument("--color", action="store_true", help="colour even when not writing to a terminal")
+
+
 def cmd_data_validate(args: argparse.Namespace) -> int:
     from .sources import load_tasks
 
@@ -196,8 +201,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("task_id", nargs="?", default=None,
                    help="task id; for synthetic sources the task number (default 0)")
     p.add_argument("--seed", type=int, default=0, help="seed of a synthetic source")
-    p.add_argument("--no-color", action="store_true", help="print digits instead of coloured cells")
-    p.add_argument("--color", action="store_true", help="colour even when not writing to a terminal")
+    _add_colour_args(p)
     p.set_defaults(func=cmd_data_show)
     p = dsub.add_parser("list-families", help="list the generated task families")
     p.set_defaults(func=cmd_data_list_families)
@@ -227,8 +231,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("solve", help="answer one task file (no answers needed) and draw the two attempts")
     p.add_argument("task_file", help="a task JSON file {train: [...], test: [...]} (or any source)")
     add_model_args(p)
-    p.add_argument("--no-color", action="store_true", help="print digits instead of coloured cells")
-    p.add_argument("--color", action="store_true", help="colour even when not writing to a terminal")
+    _add_colour_args(p)
     add_inference_args(p)
     p.set_defaults(func=cmd_solve)
 
