@@ -26,6 +26,7 @@ from . import distributed as dist
 from .agent import Agent
 from .backbone import BackboneConfig, backbone_parameters, head_parameters, load_backbone, trainable_summary
 from .checkpoint import Position, latest_checkpoint, load_checkpoint, save_checkpoint
+from .compiling import compile_backbone
 from .config import TrainConfig
 from .dataset import Query
 from .errors import ArcEfeError
@@ -79,6 +80,7 @@ class Run:
     solver2: Solver2 | None = None
     bank: MemoryBank | None = None
     writer: MemoryWriter | None = None
+    model: Agent | None = None  # the training step's agent when it differs (--compile); else `agent`
 
     @property
     def queries(self) -> list[Query]:
@@ -156,6 +158,13 @@ def setup(cfg: TrainConfig, resume: str | Path | None = None) -> Run:
         else:
             backbone.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     agent = Agent(backbone)
+    model = None
+    if cfg.compile:  # the training step alone runs compiled; saving and decoding use `agent`
+        compiled, warning = compile_backbone(backbone, device)
+        if warning:
+            dist.print0(warning)
+        else:
+            model = Agent(compiled)
     hidden = backbone.get_input_embeddings().embedding_dim
     solver2 = None
     if cfg.memory or cfg.solver2_steps > 1:
@@ -198,7 +207,7 @@ def setup(cfg: TrainConfig, resume: str | Path | None = None) -> Run:
         dist.print0(f"distributed: {dist.world_size()} ranks, each step {cfg.grad_accum_steps * dist.world_size()} "
                     f"micro-batches of {cfg.batch_size} queries")
     return Run(cfg, run_dir, device, dtype, agent, loss_fn, optimizer, scheduler, data,
-               log, pos, steps_per_epoch, solver2, bank, writer)
+               log, pos, steps_per_epoch, solver2, bank, writer, model)
 
 
 def _run_dir(cfg: TrainConfig, resume, data_name: str) -> tuple[Path, str | None]:
@@ -278,7 +287,7 @@ def _memory_vectors(run: Run, mb: MicroBatch) -> tuple[torch.Tensor | None, int]
 
 def train_step(run: Run, epoch: int, micro: list[MicroBatch], step: int) -> tuple[dict, StepResult]:
     """Forward/backward every micro-batch of one optimizer step, then clip and step."""
-    cfg, agent = run.cfg, run.agent
+    cfg, agent = run.cfg, run.model or run.agent
     counts = {"answer": 0, "consistency": 0, "inverse": 0, "refine": 0, "halt": 0}
     for mb in micro:
         for e in mb.examples:
