@@ -43,6 +43,7 @@ class TrainConfig:
     device: str = "auto"
     grad_checkpointing: bool = False  # recompute activations in the backward pass
     compile: bool = False  # torch.compile the backbone for the training step (compiling.py)
+    fsdp: bool = False  # shard the backbone across torchrun ranks (sharding.py)
     # optimisation
     epochs: int = 5
     max_batches: int | None = None  # micro-batches per epoch; None: the whole epoch
@@ -160,6 +161,10 @@ def add_train_args(p: argparse.ArgumentParser) -> None:
                    help="torch.compile the backbone for training (GPU runs long enough to repay the "
                         "first minutes of compiling; saving, validation and decoding stay uncompiled). "
                         "Leave it off for short runs and on CPU")
+    g.add_argument("--fsdp", action="store_true",
+                   help="under torchrun, shard the backbone's weights, gradients and optimizer state "
+                        "across the ranks (FSDP2) instead of a full copy on each: for a model whose "
+                        "training does not fit one GPU. Not needed when it fits (plain data parallel is faster)")
     g = p.add_argument_group("optimisation")
     g.add_argument("--epochs", type=int, default=d.epochs)
     g.add_argument("--max-batches", type=int, default=None,
