@@ -4,7 +4,10 @@ Each decoder layer, then the root, becomes an FSDP unit: its parameters are DTen
 rank holding one shard, gathered for its forward and backward and freed after. Gradients are
 reduce-scattered by FSDP itself, summed (divide factor 1) as the explicit all-reduce of
 distributed.py sums the others, so `sum_gradients` and `clip_grad_norm` skip sharded
-parameters and count them through their shards. Works with NCCL on GPUs and with gloo on CPUs.
+parameters and count them through their shards. Meant for NCCL on GPUs; gloo on CPUs works
+too (the test runs there: gloo has no PREMUL_SUM, hence the forced plain SUM). Checked in full
+mode only: a LoRA or frozen model mixes a low-precision base with float32 adapters and head in
+one unit, which FSDP2 may refuse on GPU.
 
 Three things run outside FSDP's own forward:
 - the input embedding: the Agent looks the ids up itself (to add Solver2's memory vector) and
@@ -15,8 +18,8 @@ Three things run outside FSDP's own forward:
   number of forward calls differs between ranks, which sharded layers cannot follow (each
   forward gathers with every rank). `gathered()` unshards every unit on all ranks for the
   duration, and forwards inside it need no communication. The full weights are held on every
-  rank meanwhile (once per step with the memory on, at the end of each epoch otherwise): the
-  saving is in gradients, optimizer state and activations, not in that peak.
+  rank meanwhile (each step while the memory writer runs, else at the end of each epoch): what
+  --fsdp saves is the sharded gradients and optimizer state, not that peak.
 - checkpoints: `full_state` gathers each weight (`DTensor.full_tensor`, on every rank) and
   rank 0 writes them in the usual format; `load_trainable` and `shard_optimizer_state` cut a
   full checkpoint back into this rank's shards, so checkpoints move freely between --fsdp and

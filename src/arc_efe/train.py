@@ -434,7 +434,8 @@ def fit(run: Run, callbacks: Sequence[StepCallback] = ()) -> Path:
                          "tokens_per_s": tok_s})
             bar.set_postfix(loss=f"{stats['loss']:.4f}", tok_s=f"{tok_s:.0f}")
             bar.update(step_batches)
-            with gathered(run.units):  # --fsdp: the memory writer's forwards differ between ranks
+            # --fsdp: the memory writer's forwards differ between ranks; they run on whole weights
+            with gathered(run.units if callbacks else None):
                 for cb in callbacks:
                     cb(result)
         bar.close()
