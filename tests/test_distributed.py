@@ -72,6 +72,7 @@ def test_two_ranks_match_one_process(tasks_file, tmp_path):
     # the ranks hold the same weights and the same memory bank
     a, b = (torch.load(tmp_path / f"rank{i}.pt", weights_only=False) for i in range(2))
     assert a["world"] == b["world"] == 2
+    assert a["sharded"] == 0 and a["restored"] and b["restored"]
     assert a["params"].keys() == b["params"].keys()
     for name, p in a["params"].items():
         assert torch.equal(p, b["params"][name]), name
@@ -119,3 +120,54 @@ def test_evaluate_under_torchrun_splits_tasks_and_rank0_merges(tmp_path):
     assert len(json.loads(two)) == 3 and json.loads(two) == json.loads(one)
     lines = [(tmp_path / d / "eval.jsonl").read_text().splitlines() for d in ("two", "one")]
     assert [json.loads(x)["task_id"] for x in lines[0]] == [json.loads(x)["task_id"] for x in lines[1]]
+
+
+def _torchrun_worker(cfg: TrainConfig, tmp_path: Path) -> subprocess.CompletedProcess:
+    cfg_file = tmp_path / "cfg.json"
+    cfg_file.write_text(json.dumps(cfg.to_dict()))
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(ROOT / "src"))
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
+           "--master_addr", "127.0.0.1", "--master_port", str(_free_port()),
+           str(ROOT / "tests" / "ddp_worker.py"), str(cfg_file), str(tmp_path)]
+    return subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
+
+
+def test_fsdp_two_ranks_match_one_process(tasks_file, tmp_path):
+    """--fsdp on 2 gloo ranks: the backbone sharded, the same losses as one process with the
+    same global batch (5 micro-batches: the last step gives rank 1 a zero-weight one), and a
+    checkpoint of whole tensors that loads into a plain model."""
+    from arc_efe.backbone import BackboneConfig, load_backbone, load_trainable
+
+    kw = dict(max_batches=5, solver2_steps=1)
+    r = _torchrun_worker(_cfg(tasks_file, tmp_path / "fsdp", run_name="fsdp", fsdp=True, **kw), tmp_path)
+    assert r.returncode == 0, r.stderr[-3000:]
+    run_dir = tmp_path / "fsdp" / "fsdp"
+    steps = [x for x in _records(run_dir) if x["kind"] == "step"]
+    single = train(_cfg(tasks_file, tmp_path / "one", run_name="one", grad_accum_steps=2, **kw))
+    one = [x for x in _records(single) if x["kind"] == "step"]
+    assert [x["step"] for x in steps] == [1, 2, 3]
+    assert [x["loss"] for x in steps] == pytest.approx([x["loss"] for x in one], rel=1e-4)
+    assert [x["grad_norm"] for x in steps] == pytest.approx([x["grad_norm"] for x in one], rel=1e-4)
+
+    a, b = (torch.load(tmp_path / f"rank{i}.pt", weights_only=False) for i in range(2))
+    assert a["sharded"] > 0 and a["sharded"] == b["sharded"]  # DTensors: the backbone was sharded
+    assert a["restored"] and b["restored"]  # the checkpoint loads back into the shards
+    ckpt = run_dir / "checkpoints" / (run_dir / "checkpoints" / "latest").read_text().strip()
+    plain = load_backbone(BackboneConfig(model_name="tiny"), torch.device("cpu"), torch.float32)
+    load_trainable(plain, ckpt / "model.safetensors")
+    for name, p in plain.named_parameters():
+        assert torch.equal(p, a["params"][f"backbone.{name}"]), name
+        assert torch.equal(p, b["params"][f"backbone.{name}"]), name
+    mine = load_backbone(BackboneConfig(model_name="tiny"), torch.device("cpu"), torch.float32)
+    load_trainable(mine, single / "checkpoints" / ckpt.name / "model.safetensors")
+    for (name, p), q in zip(plain.named_parameters(), mine.parameters()):
+        assert torch.allclose(p, q, atol=1e-5), name
+
+
+def test_fsdp_needs_torchrun(tasks_file, tmp_path):
+    from arc_efe.errors import ArcEfeError
+    from arc_efe.sharding import NOT_LAUNCHED
+
+    with pytest.raises(ArcEfeError, match="torchrun"):
+        train(_cfg(tasks_file, tmp_path, fsdp=True))
+    assert "\n" not in NOT_LAUNCHED

@@ -274,7 +274,7 @@ def _is_peft(model: nn.Module) -> bool:
     return isinstance(model, PeftModel)
 
 
-def _changeable(model: nn.Module) -> dict[str, torch.Tensor]:
+def changeable_weights(model: nn.Module) -> dict[str, torch.Tensor]:
     """Name -> tensor of the weights a checkpoint must hold: the trainable ones of a LoRA
     model (adapters and head), otherwise the whole state dict. Tied weights appear once,
     under their first name, as safetensors refuses tensors that share memory."""
@@ -291,8 +291,10 @@ def _changeable(model: nn.Module) -> dict[str, torch.Tensor]:
     return out
 
 
-def save_trainable(model: nn.Module, path: str | Path) -> None:
-    tensors = {n: t.detach().to("cpu").contiguous() for n, t in _changeable(model).items()}
+def save_trainable(model: nn.Module, path: str | Path, tensors: dict[str, torch.Tensor] | None = None) -> None:
+    """`tensors`: the weights already gathered whole (sharding.full_state, under --fsdp)."""
+    if tensors is None:
+        tensors = {n: t.detach().to("cpu").contiguous() for n, t in changeable_weights(model).items()}
     meta = {"format": "arc_efe.backbone", "lora": str(_is_peft(model))}
     atomic_write_bytes(path, st_save(tensors, metadata=meta))
 
@@ -303,7 +305,7 @@ def load_trainable(model: nn.Module, path: str | Path) -> None:
     architecture and mode; checks every key and shape before changing anything."""
     path = Path(path)
     saved = read_safetensors(path, "checkpoint")
-    expected = _changeable(model)
+    expected = changeable_weights(model)
     missing = [n for n in expected if n not in saved]
     extra = [n for n in saved if n not in expected]
     if missing or extra:
@@ -314,5 +316,7 @@ def load_trainable(model: nn.Module, path: str | Path) -> None:
         if saved[name].shape != t.shape:
             raise ArcEfeError(f"{path}: {name} has shape {tuple(saved[name].shape)}, "
                               f"the model has {tuple(t.shape)}")
-    for name, t in expected.items():
-        t.copy_(saved[name])
+    from .sharding import is_sharded, shard_like
+
+    for name, t in expected.items():  # a sharded weight (--fsdp) takes this rank's shard
+        t.copy_(shard_like(saved[name], t) if is_sharded(t) else saved[name])

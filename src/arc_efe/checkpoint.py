@@ -26,6 +26,7 @@ from .backbone import load_trainable, save_trainable
 from .errors import ArcEfeError
 from .files import atomic_write_text, read_safetensors
 from .memory import MemoryBank
+from .sharding import shard_optimizer_state
 
 KEEP_LAST = 3
 
@@ -40,15 +41,16 @@ class Position:
 
 def save_checkpoint(run_dir: Path, model: torch.nn.Module, optimizer, scheduler, pos: Position,
                     config: dict[str, Any], solver2: torch.nn.Module | None = None,
-                    bank: MemoryBank | None = None) -> Path:
+                    bank: MemoryBank | None = None, full: tuple[dict, dict] | None = None) -> Path:
+    """`full`: (weights, optimizer state) already gathered whole from the ranks (--fsdp)."""
     ckpt_root = run_dir / "checkpoints"
     name = f"step_{pos.step:07d}"
     final = ckpt_root / name
     tmp = ckpt_root / f".{name}.tmp"
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
-    save_trainable(model, tmp / "model.safetensors")
-    torch.save({"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict()},
+    save_trainable(model, tmp / "model.safetensors", full[0] if full else None)
+    torch.save({"optimizer": full[1] if full else optimizer.state_dict(), "scheduler": scheduler.state_dict()},
                tmp / "optimizer.pt")
     rng = {"cpu": torch.get_rng_state()}
     if torch.cuda.is_available():
@@ -90,6 +92,7 @@ def load_checkpoint(path: Path, model: torch.nn.Module, optimizer, scheduler,
         load_trainable(model, path / "model.safetensors")
         state = torch.load(path / "optimizer.pt", map_location="cpu", weights_only=True)
         optimizer.load_state_dict(state["optimizer"])
+        shard_optimizer_state(optimizer)  # --fsdp: this rank's shards of the moments
         scheduler.load_state_dict(state["scheduler"])
         rng = read_safetensors(path / "rng.safetensors", "checkpoint RNG state")
         if solver2 is not None:

@@ -42,6 +42,8 @@ class TrainConfig:
     lora_alpha: int = 32
     device: str = "auto"
     grad_checkpointing: bool = False  # recompute activations in the backward pass
+    compile: bool = False  # torch.compile the backbone for the training step (compiling.py)
+    fsdp: bool = False  # shard the backbone across torchrun ranks (sharding.py)
     # optimisation
     epochs: int = 5
     max_batches: int | None = None  # micro-batches per epoch; None: the whole epoch
@@ -155,6 +157,14 @@ def add_train_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--grad-checkpointing", action="store_true",
                    help="recompute the backbone's activations in the backward pass: much less memory, "
                         "about a third slower. Turn it on when a large model or a long --max-len runs out of memory")
+    g.add_argument("--compile", action="store_true",
+                   help="torch.compile the backbone for training (GPU runs long enough to repay the "
+                        "first minutes of compiling; saving, validation and decoding stay uncompiled). "
+                        "Leave it off for short runs and on CPU")
+    g.add_argument("--fsdp", action="store_true",
+                   help="under torchrun, shard the backbone's weights, gradients and optimizer state "
+                        "across the ranks (FSDP2) instead of a full copy on each: for a model whose "
+                        "training does not fit one GPU. Not needed when it fits (plain data parallel is faster)")
     g = p.add_argument_group("optimisation")
     g.add_argument("--epochs", type=int, default=d.epochs)
     g.add_argument("--max-batches", type=int, default=None,

@@ -26,6 +26,7 @@ from typing import Any, Iterable
 
 import torch
 import torch.distributed as dist
+from torch.distributed.tensor import DTensor
 
 from .device import resolve_device
 from .errors import ArcEfeError
@@ -122,7 +123,9 @@ def sync_parameters(modules: Iterable[torch.nn.Module]) -> None:
 
 def sum_gradients(params: list[torch.nn.Parameter]) -> None:
     """Sum the gradients over ranks in one flat buffer. A parameter keeps no gradient (and so
-    is not stepped) only when no rank gave it one, as in a single process."""
+    is not stepped) only when no rank gave it one, as in a single process. Sharded (--fsdp)
+    parameters are left out: FSDP reduce-scatters theirs."""
+    params = [p for p in params if not isinstance(p, DTensor)]
     if not dist.is_initialized() or not params:
         return
     flat = torch.cat([(p.grad if p.grad is not None else torch.zeros_like(p)).reshape(-1).float()

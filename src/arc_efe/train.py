@@ -24,8 +24,10 @@ from tqdm import tqdm
 
 from . import distributed as dist
 from .agent import Agent
-from .backbone import BackboneConfig, backbone_parameters, head_parameters, load_backbone, trainable_summary
+from .backbone import (BackboneConfig, backbone_parameters, changeable_weights, head_parameters, load_backbone,
+                       trainable_summary)
 from .checkpoint import Position, latest_checkpoint, load_checkpoint, save_checkpoint
+from .compiling import compile_backbone
 from .config import TrainConfig
 from .dataset import Query
 from .errors import ArcEfeError
@@ -38,6 +40,7 @@ from .metrics import MetricsLog, NullLog
 from .memory import MemoryBank
 from .packing import make_batch
 from .sequences import Example, aligned_cells, forward_example, inverse_example
+from .sharding import NOT_LAUNCHED, clip_grad_norm, full_optimizer_state, full_state, gathered, shard_backbone
 from .solver2 import MemoryWriter, Solver2, corrupt, draft_tokens_for, refine_example, task_keys
 from .trainset import TrainingData, load_training_data
 from .tokens import VOCAB_SIZE, SequenceTooLong
@@ -79,6 +82,8 @@ class Run:
     solver2: Solver2 | None = None
     bank: MemoryBank | None = None
     writer: MemoryWriter | None = None
+    model: Agent | None = None  # the training step's agent when it differs (--compile); else `agent`
+    units: list[torch.nn.Module] | None = None  # the backbone's FSDP units (--fsdp)
 
     @property
     def queries(self) -> list[Query]:
@@ -155,7 +160,16 @@ def setup(cfg: TrainConfig, resume: str | Path | None = None) -> Run:
             enable(activation_checkpointing_kwargs={"use_reentrant": False})
         else:
             backbone.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    if cfg.fsdp and not dist.launched():
+        raise ArcEfeError(NOT_LAUNCHED)
     agent = Agent(backbone)
+    model = None
+    if cfg.compile:  # the training step alone runs compiled; saving and decoding use `agent`
+        compiled, warning = compile_backbone(backbone, device)
+        if warning:
+            dist.print0(warning)
+        else:
+            model = Agent(compiled)
     hidden = backbone.get_input_embeddings().embedding_dim
     solver2 = None
     if cfg.memory or cfg.solver2_steps > 1:
@@ -164,6 +178,7 @@ def setup(cfg: TrainConfig, resume: str | Path | None = None) -> Run:
     loss_fn = EFELoss(**{f"{k}_weight": v for k, v in cfg.weights.items()},
                       label_smoothing=cfg.label_smoothing)
     dist.sync_parameters([m for m in (agent, solver2, loss_fn) if m is not None])
+    units = shard_backbone(backbone) if cfg.fsdp else None  # after the sync: plain tensors there
     optimizer = torch.optim.AdamW(_param_groups(cfg, agent, loss_fn, solver2), betas=(0.9, 0.95))
     n_micro = data.batches_per_epoch(cfg)
     steps_per_epoch = math.ceil(n_micro / (cfg.grad_accum_steps * dist.world_size()))
@@ -198,7 +213,7 @@ def setup(cfg: TrainConfig, resume: str | Path | None = None) -> Run:
         dist.print0(f"distributed: {dist.world_size()} ranks, each step {cfg.grad_accum_steps * dist.world_size()} "
                     f"micro-batches of {cfg.batch_size} queries")
     return Run(cfg, run_dir, device, dtype, agent, loss_fn, optimizer, scheduler, data,
-               log, pos, steps_per_epoch, solver2, bank, writer)
+               log, pos, steps_per_epoch, solver2, bank, writer, model, units)
 
 
 def _run_dir(cfg: TrainConfig, resume, data_name: str) -> tuple[Path, str | None]:
@@ -276,11 +291,15 @@ def _memory_vectors(run: Run, mb: MicroBatch) -> tuple[torch.Tensor | None, int]
     return per_example.masked_fill(inverse[:, None], 0.0), found
 
 
-def train_step(run: Run, epoch: int, micro: list[MicroBatch], step: int) -> tuple[dict, StepResult]:
-    """Forward/backward every micro-batch of one optimizer step, then clip and step."""
-    cfg, agent = run.cfg, run.agent
+def train_step(run: Run, epoch: int, micro: list[MicroBatch], step: int,
+               padding: int = 0) -> tuple[dict, StepResult]:
+    """Forward/backward every micro-batch of one optimizer step, then clip and step. The last
+    `padding` micro-batches only keep the ranks in step (--fsdp: every rank must run as many
+    forwards and backwards); their loss counts zero."""
+    cfg, agent = run.cfg, run.model or run.agent
+    n_real = len(micro) - padding
     counts = {"answer": 0, "consistency": 0, "inverse": 0, "refine": 0, "halt": 0}
-    for mb in micro:
+    for mb in micro[:n_real]:
         for e in mb.examples:
             counts[{"forward": "answer", "inverse": "inverse", "refine": "refine"}[e.kind]] += e.answer_len
         counts["consistency"] += sum(len(mb.examples[i].cell_pos) for i, _ in mb.pairs)
@@ -290,11 +309,10 @@ def train_step(run: Run, epoch: int, micro: list[MicroBatch], step: int) -> tupl
     components = {name: 0.0 for name in COMPONENTS}
     loss_value, tokens = 0.0, 0
     result = StepResult(step, epoch, [], [], [], [])
-    for mb in micro:
+    for j, mb in enumerate(micro):
+        real = j < n_real
         batch = make_batch(mb.examples, cfg.max_tokens, cfg.pack).to(run.device)
-        tokens += batch.n_tokens
         memory, found = _memory_vectors(run, mb)
-        result.retrieved += found
         with autocast(run.device, run.dtype):
             # the halting head reads hidden states
             out = agent(batch.input_ids, hidden=bool(mb.halt), memory=batch.spread(memory),
@@ -311,7 +329,11 @@ def train_step(run: Run, epoch: int, micro: list[MicroBatch], step: int) -> tupl
                           consistency=aligned_cells(answer_logits, batch.offsets, mb.examples, mb.pairs),
                           inverse=(answer_logits[idx["inverse"]], batch.targets[idx["inverse"]]),
                           step=step_term, counts=counts)
-        out.total.backward()
+        (out.total if real else out.total * 0.0).backward()
+        if not real:
+            continue
+        tokens += batch.n_tokens
+        result.retrieved += found
         loss_value += float(out.total.detach())
         for name, v in out.components.items():
             components[name] += v
@@ -330,7 +352,10 @@ def train_step(run: Run, epoch: int, micro: list[MicroBatch], step: int) -> tupl
     loss_value, tokens, result.retrieved = totals[0], int(totals[1]), int(totals[2])
     components = dict(zip(components, totals[3:]))
     clip = cfg.grad_clip if cfg.grad_clip > 0 else float("inf")
-    grad_norm = float(torch.nn.utils.clip_grad_norm_(params, clip))
+    if run.units:  # sharded and plain gradients together
+        grad_norm = clip_grad_norm(params, clip)
+    else:
+        grad_norm = float(torch.nn.utils.clip_grad_norm_(params, clip))
     finite = math.isfinite(loss_value) and math.isfinite(grad_norm)
     if finite:
         run.optimizer.step()
@@ -386,9 +411,12 @@ def fit(run: Run, callbacks: Sequence[StepCallback] = ()) -> Path:
             t0 = time.time()
             last = min(b + cfg.grad_accum_steps * dist.world_size(), n_micro)
             micro = [build_micro_batch(run, epoch, i) for i in range(b + dist.rank(), last, dist.world_size())]
+            # --fsdp: a rank short of a micro-batch at the end of an epoch runs one that counts zero
+            padding = len(range(b, last, dist.world_size())) - len(micro) if run.units else 0
+            micro += [build_micro_batch(run, epoch, b)] * padding
             lr = run.optimizer.param_groups[0]["lr"]
             # 2. forward, backward, clip, step
-            stats, result = train_step(run, epoch, micro, pos.step)
+            stats, result = train_step(run, epoch, micro, pos.step, padding)
             # 3. bookkeeping and logging
             pos.step += 1
             step_batches, b = last - b, last
@@ -406,30 +434,22 @@ def fit(run: Run, callbacks: Sequence[StepCallback] = ()) -> Path:
                          "tokens_per_s": tok_s})
             bar.set_postfix(loss=f"{stats['loss']:.4f}", tok_s=f"{tok_s:.0f}")
             bar.update(step_batches)
-            for cb in callbacks:
-                cb(result)
+            # --fsdp: the memory writer's forwards differ between ranks; they run on whole weights
+            with gathered(run.units if callbacks else None):
+                for cb in callbacks:
+                    cb(result)
         bar.close()
         # 4. end of epoch: accuracy, report, diagnosis, checkpoint (rank 0; the others wait)
         pos.epoch, pos.batch, pos.epochs_done = epoch + 1, 0, epoch + 1
-        if not dist.is_main():
+        save = (epoch + 1) % cfg.save_frequency == 0 or epoch + 1 == cfg.epochs
+        full = None
+        if save and run.units:  # --fsdp: every rank gathers the weights whole, rank 0 writes
+            full = (full_state(changeable_weights(run.agent.backbone)), full_optimizer_state(run.optimizer))
+        with gathered(run.units):  # --fsdp: rank 0 alone decodes
+            if dist.is_main():
+                _end_of_epoch(run, epoch, epoch_losses, epoch_components, retrieved, nan_skipped,
+                              t_epoch, t_start, save, full)
             dist.barrier()
-            continue
-        (right, total), val, n_val = validate(run, epoch)
-        mean = lambda xs: float(np.mean(xs)) if xs else float("nan")  # noqa: E731
-        record = {"kind": "epoch", "epoch": epoch + 1, "train_loss": mean(epoch_losses),
-                  "components": {k: mean(v) for k, v in epoch_components.items()},
-                  "train_accuracy": right / max(total, 1), "val_accuracy": val,
-                  "memory_adds": run.writer.adds if run.writer else 0,
-                  "memory_queries": run.writer.queries if run.writer else 0,
-                  "memory_size": len(run.bank) if run.bank is not None else 0,
-                  "memory_retrieved": retrieved, "nan_skipped": nan_skipped,
-                  "seconds": time.time() - t_epoch}
-        run.log.log(record)
-        _print_epoch_report(run, record, right, total, n_val, time.time() - t_start)
-        if (epoch + 1) % cfg.save_frequency == 0 or epoch + 1 == cfg.epochs:
-            save_checkpoint(run.run_dir, run.agent.backbone, run.optimizer, run.scheduler, pos,
-                            cfg.to_dict(), run.solver2, run.bank)
-        dist.barrier()
     if run.bank is not None and dist.is_main():
         run.bank.save(run.run_dir / "memory")
     run.log.close()
@@ -437,6 +457,27 @@ def fit(run: Run, callbacks: Sequence[StepCallback] = ()) -> Path:
         report_after_training(run.run_dir)
     dist.print0(f"run folder: {run.run_dir}")
     return run.run_dir
+
+
+def _end_of_epoch(run: Run, epoch: int, epoch_losses: list[float], epoch_components: dict[str, list[float]],
+                  retrieved: int, nan_skipped: int, t_epoch: float, t_start: float, save: bool,
+                  full: tuple[dict, dict] | None) -> None:
+    """Rank 0: accuracy, the epoch record and report, the checkpoint."""
+    (right, total), val, n_val = validate(run, epoch)
+    mean = lambda xs: float(np.mean(xs)) if xs else float("nan")  # noqa: E731
+    record = {"kind": "epoch", "epoch": epoch + 1, "train_loss": mean(epoch_losses),
+              "components": {k: mean(v) for k, v in epoch_components.items()},
+              "train_accuracy": right / max(total, 1), "val_accuracy": val,
+              "memory_adds": run.writer.adds if run.writer else 0,
+              "memory_queries": run.writer.queries if run.writer else 0,
+              "memory_size": len(run.bank) if run.bank is not None else 0,
+              "memory_retrieved": retrieved, "nan_skipped": nan_skipped,
+              "seconds": time.time() - t_epoch}
+    run.log.log(record)
+    _print_epoch_report(run, record, right, total, n_val, time.time() - t_start)
+    if save:
+        save_checkpoint(run.run_dir, run.agent.backbone, run.optimizer, run.scheduler, run.pos,
+                        run.cfg.to_dict(), run.solver2, run.bank, full)
 
 
 def report_after_training(run_dir: Path) -> Path | None:
