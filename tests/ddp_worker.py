@@ -34,4 +34,5 @@ torch.save({"params": params, "keys": run.bank.keys, "meta": run.bank.meta,
             "world": distributed.world_size(),
             "sharded": sharded, "restored": restored},
            os.path.join(sys.argv[2], f"rank{os.environ['RANK']}.pt"))
+distributed.barrier()  # no rank tears the process group down while another still uses it
 distributed.close()

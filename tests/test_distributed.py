@@ -70,7 +70,7 @@ def test_two_ranks_match_one_process(tasks_file, tmp_path):
     assert (run_dir / "checkpoints" / "latest").is_file()
 
     # the ranks hold the same weights and the same memory bank
-    a, b = (torch.load(tmp_path / f"rank{i}.pt", weights_only=False) for i in range(2))
+    a, b = (torch.load(tmp_path / f"rank{i}.pt", weights_only=True) for i in range(2))
     assert a["world"] == b["world"] == 2
     assert a["sharded"] == 0 and a["restored"] and b["restored"]
     assert a["params"].keys() == b["params"].keys()
@@ -149,7 +149,7 @@ def test_fsdp_two_ranks_match_one_process(tasks_file, tmp_path):
     assert [x["loss"] for x in steps] == pytest.approx([x["loss"] for x in one], rel=1e-4)
     assert [x["grad_norm"] for x in steps] == pytest.approx([x["grad_norm"] for x in one], rel=1e-4)
 
-    a, b = (torch.load(tmp_path / f"rank{i}.pt", weights_only=False) for i in range(2))
+    a, b = (torch.load(tmp_path / f"rank{i}.pt", weights_only=True) for i in range(2))
     assert a["sharded"] > 0 and a["sharded"] == b["sharded"]  # DTensors: the backbone was sharded
     assert a["restored"] and b["restored"]  # the checkpoint loads back into the shards
     ckpt = run_dir / "checkpoints" / (run_dir / "checkpoints" / "latest").read_text().strip()
