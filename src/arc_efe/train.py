@@ -32,7 +32,7 @@ from .config import TrainConfig
 from .dataset import Query
 from .errors import ArcEfeError
 from .device import autocast, default_dtype
-from .diagnosis import diagnose, load_run, write_diagnosis
+from .epoch_report import print_epoch_report, report_after_training
 from .evaluation import exact_accuracy, pass_at_2
 from .files import atomic_write_json
 from .loss import COMPONENTS, EFELoss, risk_sum
@@ -474,50 +474,11 @@ def _end_of_epoch(run: Run, epoch: int, epoch_losses: list[float], epoch_compone
               "memory_retrieved": retrieved, "nan_skipped": nan_skipped,
               "seconds": time.time() - t_epoch}
     run.log.log(record)
-    _print_epoch_report(run, record, right, total, n_val, time.time() - t_start)
+    print_epoch_report(run.run_dir, run.cfg.epochs, run.bank is not None, record, right, total, n_val,
+                       time.time() - t_start)
     if save:
         save_checkpoint(run.run_dir, run.agent.backbone, run.optimizer, run.scheduler, run.pos,
                         run.cfg.to_dict(), run.solver2, run.bank, full)
-
-
-def report_after_training(run_dir: Path) -> Path | None:
-    """Write the run's HTML report and print its path (None when it could not be written).
-
-    The run is finished and saved by now: a failure here is a printed warning with the command
-    to retry, never an error that turns a good run into a failed one.
-    """
-    try:
-        from .report import write_report
-        path = write_report(run_dir)
-    except Exception as e:  # noqa: BLE001 - a plotting bug or a full disk must not fail the run
-        print(f"warning: could not write the run report ({type(e).__name__}: {e}); the run is "
-              f"saved, retry with: arc-efe report {run_dir}", file=sys.stderr)
-        return None
-    print(f"report: {path}")
-    return path
-
-
-def _print_epoch_report(run: Run, rec: dict, right: int, total: int, n_val: int, elapsed: float) -> None:
-    comps = ", ".join(f"{k} {v:.4f}" for k, v in rec["components"].items())
-    val = ("not measured" if rec["val_accuracy"] is None
-           else f"{rec['val_accuracy'] * 100:.2f}% (pass@2 over {n_val} tasks)")
-    print(f"\nEpoch {rec['epoch']}/{run.cfg.epochs}")
-    print(f"  Loss: {rec['train_loss']:.4f}  ({comps})")
-    if run.bank is None:
-        print("  Memory bank updates: 0/0 (memory off: --no-memory)")
-    else:
-        print(f"  Memory bank updates: {rec['memory_adds']}/{rec['memory_queries']} "
-              f"(bank holds {rec['memory_size']} verified solutions; "
-              f"{rec['memory_retrieved']} queries retrieved from it)")
-    print(f"  Training Accuracy: {rec['train_accuracy'] * 100:.2f}% ({right}/{total} grids correct)")
-    print(f"  Validation Accuracy: {val}")
-    print(f"  NaN/inf steps skipped: {rec['nan_skipped']}")
-    print(f"  Elapsed: {elapsed:.0f}s")
-    config, records = load_run(run.run_dir)
-    write_diagnosis(run.run_dir, config, records)
-    worst = [f for f in diagnose(config, records) if f.severity in ("problem", "warning")]
-    summary = "; ".join(f.title for f in worst[:3]) if worst else "no problems found"
-    print(f"  Diagnosis: {summary} (details: {run.run_dir / 'diagnosis.txt'})")
 
 
 def train(cfg: TrainConfig, resume: str | Path | None = None,
