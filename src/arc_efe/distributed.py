@@ -74,8 +74,13 @@ def init(device_spec: str) -> torch.device:
     return device
 
 
-def close() -> None:
+def close(wait: bool = True) -> None:
+    """Tear the process group down. With `wait` (a normal end) every rank first meets at a
+    barrier: a rank that destroys its gloo group while another still uses it can abort the
+    other ("terminate called without an active exception"). After an error nobody waits."""
     if dist.is_initialized():
+        if wait:
+            dist.barrier()
         dist.destroy_process_group()
 
 

@@ -256,9 +256,12 @@ def evaluate(args: argparse.Namespace) -> int:
         dist.init(args.device)
         args.shard = f"{dist.rank() + 1}/{dist.world_size()}"
     try:
-        return _evaluate(args)
-    finally:
-        dist.close()
+        status = _evaluate(args)
+    except BaseException:
+        dist.close(wait=False)
+        raise
+    dist.close()
+    return status
 
 
 def _evaluate(args: argparse.Namespace) -> int:

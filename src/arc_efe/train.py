@@ -484,6 +484,9 @@ def _end_of_epoch(run: Run, epoch: int, epoch_losses: list[float], epoch_compone
 def train(cfg: TrainConfig, resume: str | Path | None = None,
           callbacks: Sequence[StepCallback] = ()) -> Path:
     try:
-        return fit(setup(cfg, resume), callbacks)
-    finally:
-        dist.close()
+        run_dir = fit(setup(cfg, resume), callbacks)
+    except BaseException:
+        dist.close(wait=False)
+        raise
+    dist.close()
+    return run_dir
