@@ -50,13 +50,7 @@ def _cfg(tasks_file, out: Path, **kw) -> TrainConfig:
 
 def test_two_ranks_match_one_process(tasks_file, tmp_path):
     cfg = _cfg(tasks_file, tmp_path / "ddp", run_name="ddp")
-    cfg_file = tmp_path / "cfg.json"
-    cfg_file.write_text(json.dumps(cfg.to_dict()))
-    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(ROOT / "src"))
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
-           "--master_addr", "127.0.0.1", "--master_port", str(_free_port()),
-           str(ROOT / "tests" / "ddp_worker.py"), str(cfg_file), str(tmp_path)]
-    r = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
+    r = _torchrun_worker(cfg, tmp_path)
     assert r.returncode == 0, r.stderr[-3000:]
     assert r.stdout.count("run folder:") == 1  # only rank 0 prints
 
