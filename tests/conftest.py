@@ -3,6 +3,9 @@ from pathlib import Path
 
 import pytest
 
+from arc_efe.sources import load_tasks
+from arc_efe.tokens import encode_task
+
 
 def small_task(seed: int = 0, n_train: int = 3, n_test: int = 1, with_answers: bool = True) -> dict:
     """A valid task (recolour 1 -> 2) as raw JSON data."""
@@ -30,3 +33,24 @@ def write_json(tmp_path: Path):
         path.write_text(json.dumps(obj))
         return path
     return write
+
+
+def _token_count(task):
+    return sum(len(encode_task(task.train, p.input, p.output).tokens) for p in task.test)
+
+
+@pytest.fixture(scope="session")
+def small_tasks_file(tmp_path_factory):
+    """The 8 smallest arc-agi-1/training tasks (by token count) as a task-dictionary file."""
+    tasks = sorted(load_tasks("arc-agi-1/training").tasks, key=_token_count)[:8]
+    path = tmp_path_factory.mktemp("data") / "small.json"
+    path.write_text(json.dumps({t.id: t.to_json() for t in tasks}))
+    return path
+
+
+@pytest.fixture(scope="session")
+def four_tasks_file(small_tasks_file, tmp_path_factory):
+    tasks = load_tasks(small_tasks_file).tasks[:4]
+    path = tmp_path_factory.mktemp("four") / "four.json"
+    path.write_text(json.dumps({t.id: t.to_json() for t in tasks}))
+    return path

@@ -11,7 +11,7 @@ import torch
 
 from arc_efe import distributed
 from arc_efe.config import TrainConfig
-from arc_efe.checkpoint import latest_checkpoint, load_checkpoint
+from arc_efe.checkpoint import find_checkpoint, load_checkpoint
 from arc_efe.sharding import full_optimizer_state, full_state, is_sharded
 from arc_efe.train import fit, setup
 
@@ -26,7 +26,7 @@ moments = {i: {k: v.clone() for k, v in s.items()} for i, s in full_optimizer_st
 with torch.no_grad():
     for t in [*run.agent.parameters(), *(v for s in run.optimizer.state.values() for v in s.values())]:
         t.zero_()
-load_checkpoint(latest_checkpoint(run.run_dir), run.agent.backbone, run.optimizer, run.scheduler, run.solver2)
+load_checkpoint(find_checkpoint(run.run_dir), run.agent.backbone, run.optimizer, run.scheduler, run.solver2)
 again, moments_again = full_state(dict(run.agent.named_parameters())), full_optimizer_state(run.optimizer)["state"]
 restored = (all(torch.equal(t, params[n]) for n, t in again.items())
             and all(torch.equal(v, moments_again[i][k]) for i, s in moments.items() for k, v in s.items()))

@@ -17,24 +17,11 @@ from arc_efe.dataset import make_queries
 from arc_efe.evaluation import exact_accuracy
 from arc_efe.sequences import aligned_cells, collate, forward_example
 from arc_efe.sources import load_tasks
-from arc_efe.tokens import END, VOCAB_SIZE, encode_task, try_decode_grid
+from arc_efe.tokens import END, VOCAB_SIZE, try_decode_grid
 from arc_efe.train import build_micro_batch, fit, setup, train, train_step
 from arc_efe.views import View, random_view
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def _token_count(task):
-    return sum(len(encode_task(task.train, p.input, p.output).tokens) for p in task.test)
-
-
-@pytest.fixture(scope="session")
-def small_tasks_file(tmp_path_factory):
-    """The 8 smallest arc-agi-1/training tasks (by token count) as a task-dictionary file."""
-    tasks = sorted(load_tasks("arc-agi-1/training").tasks, key=_token_count)[:8]
-    path = tmp_path_factory.mktemp("data") / "small.json"
-    path.write_text(json.dumps({t.id: t.to_json() for t in tasks}))
-    return path
 
 
 def _cfg(data, tmp_path, **kw):
@@ -131,14 +118,6 @@ def _easy_cfg(data, tmp_path, **kw):
     """Four tiny tasks, no views, high lr: the model solves queries within one short epoch."""
     return _cfg(data, tmp_path, **{**dict(agent_lr=3e-3, augment=False, batch_size=16, warmup_steps=5,
                                           max_batches=120, weights=dict(RISK_ONLY)), **kw})
-
-
-@pytest.fixture(scope="session")
-def four_tasks_file(small_tasks_file, tmp_path_factory):
-    tasks = load_tasks(small_tasks_file).tasks[:4]
-    path = tmp_path_factory.mktemp("four") / "four.json"
-    path.write_text(json.dumps({t.id: t.to_json() for t in tasks}))
-    return path
 
 
 def _steps(run_dir):

@@ -170,18 +170,24 @@ def config_for_resume(run_dir: Path, args: argparse.Namespace):
 def train_main(argv: Sequence[str] | None = None, prog: str = "arc-efe train") -> int:
     """`arc-efe train` and the root script `trainloop_gpu_finetuned.py`."""
     from .config import add_train_args, config_from_args
+    from .stopping import TrainingStopped
     from .train import train
 
     parser = argparse.ArgumentParser(prog=prog, description="Train an ARC solver on a Qwen backbone "
                                      "with the EFE objective; prints a report after every epoch.")
     add_train_args(parser)
     args = parser.parse_args(argv)
+    if args.resume_checkpoint and not args.resume:
+        parser.error("--resume-checkpoint needs --resume RUN_DIR")
     try:
         cfg = config_for_resume(Path(args.resume), args) if args.resume else config_from_args(args)
-        train(cfg, resume=args.resume)
+        train(cfg, resume=args.resume, resume_checkpoint=args.resume_checkpoint)
     except ArcEfeError as e:  # bad input or a bad setting: one line, no traceback
         print(f"error: {e}", file=sys.stderr)
-        return 2
+        return EXIT_BAD_INPUT
+    except TrainingStopped as e:  # SIGINT/SIGTERM: a checkpoint was written
+        print(str(e), file=sys.stderr)
+        return e.exit_code
     return 0
 
 

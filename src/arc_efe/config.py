@@ -68,6 +68,12 @@ class TrainConfig:
     # evaluation, logging, checkpoints
     val_frequency: int = 1  # epochs
     save_frequency: int = 1  # epochs
+    save_every_steps: int = 0  # also a checkpoint every N optimizer steps; 0 = per epoch only
+    keep_checkpoints: int = 3  # newest checkpoints kept; older ones are deleted
+    # NaN/inf guard: a non-finite step is skipped; after this many in a row, roll back
+    nan_rollback: int = 5  # 0 = never roll back (bad steps are still skipped)
+    rollback_lr_factor: float = 0.5  # learning rate x this at each rollback
+    max_rollbacks: int = 3  # past this, training stops with an error
     train_eval_queries: int = 32
     max_val_tasks: int = 32
     output_dir: str = "runs"
@@ -83,7 +89,8 @@ class TrainConfig:
         if self.mode not in MODES:
             raise ConfigError(f"mode must be one of {MODES}, got {self.mode}")
         for name in ("epochs", "batch_size", "grad_accum_steps", "max_len", "val_frequency",
-                     "save_frequency", "memory_top_k", "memory_capacity", "solver2_steps"):
+                     "save_frequency", "memory_top_k", "memory_capacity", "solver2_steps",
+                     "keep_checkpoints"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(self, name)}")
         if self.max_tokens is not None and self.max_tokens < 1:
@@ -92,6 +99,11 @@ class TrainConfig:
             raise ConfigError(f"--max-batches must be >= 1, got {self.max_batches}")
         if self.agent_lr <= 0 or (self.qwen_lr is not None and self.qwen_lr < 0):
             raise ConfigError("learning rates must be positive")
+        for name in ("save_every_steps", "nan_rollback", "max_rollbacks"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"--{name.replace('_', '-')} must be >= 0, got {getattr(self, name)}")
+        if not 0 < self.rollback_lr_factor <= 1:
+            raise ConfigError(f"--rollback-lr-factor must be in (0, 1], got {self.rollback_lr_factor}")
         unknown = set(self.weights) - set(DEFAULT_WEIGHTS)
         if unknown:
             raise ConfigError(f"unknown loss components {sorted(unknown)}")
@@ -199,6 +211,18 @@ def add_train_args(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("evaluation and output")
     g.add_argument("--val-frequency", type=int, default=d.val_frequency, help="validate every N epochs")
     g.add_argument("--save-frequency", type=int, default=d.save_frequency, help="checkpoint every N epochs")
+    g.add_argument("--save-every-steps", type=int, default=d.save_every_steps, metavar="N",
+                   help="also checkpoint every N optimizer steps (0: per epoch only); set it for long "
+                        "epochs so a crash loses at most N steps")
+    g.add_argument("--keep-checkpoints", type=int, default=d.keep_checkpoints, metavar="K",
+                   help="keep the K newest checkpoints (raise it to go back further, lower it to save disk)")
+    g.add_argument("--nan-rollback", type=int, default=d.nan_rollback, metavar="N",
+                   help="after N non-finite steps in a row, go back to the last good checkpoint with a "
+                        "lower learning rate (0: only skip them)")
+    g.add_argument("--rollback-lr-factor", type=float, default=d.rollback_lr_factor,
+                   help="learning rate multiplier at each rollback")
+    g.add_argument("--max-rollbacks", type=int, default=d.max_rollbacks,
+                   help="stop with an error after this many rollbacks")
     g.add_argument("--train-eval-queries", type=int, default=d.train_eval_queries,
                    help="training queries decoded each epoch for training accuracy")
     g.add_argument("--max-val-tasks", type=int, default=d.max_val_tasks)
@@ -206,6 +230,9 @@ def add_train_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--run-name", default=None)
     g.add_argument("--no-tensorboard", dest="tensorboard", action="store_false")
     g.add_argument("--resume", default=None, metavar="RUN_DIR", help="continue the run saved in RUN_DIR")
+    g.add_argument("--resume-checkpoint", default=None, metavar="NAME",
+                   help="with --resume: continue from this checkpoint (e.g. step_0000040) instead of the "
+                        "latest, e.g. when the latest is damaged")
     p.set_defaults(mode="full")
 
 

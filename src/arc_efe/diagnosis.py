@@ -174,6 +174,25 @@ def _check_nonfinite(steps: list[dict], epochs: list[dict]) -> list[Finding]:
         "grids around the first bad step; turn on gradient clipping (e.g. max grad norm 1.0)")]
 
 
+def _check_rollbacks(rollbacks: list[dict]) -> list[Finding]:
+    """The NaN guard's rollbacks (guard.py): each one means many bad steps in a row."""
+    if not rollbacks:
+        return []
+    parts = []
+    for r in rollbacks:
+        target = f"checkpoint {r['checkpoint']}" if r.get("checkpoint") else "the weights it had (no checkpoint yet)"
+        parts.append(f"at step {r.get('step', '?')} after {r.get('bad_steps', '?')} bad steps in a row, "
+                     f"back to {target}")
+    scale = _finite(rollbacks[-1].get("lr_scale"))
+    saw = (f"training rolled back {len(rollbacks)} time(s): " + "; ".join(parts)
+           + (f"; the learning rate is now x{scale:g} of the schedule" if scale is not None else ""))
+    return [Finding(
+        "problem", "training rolled back to a checkpoint", saw,
+        "the run goes on at the lower learning rate; if it rolls back again, start it with a lower "
+        "--agent-lr / --qwen-lr (the lowered value is a good start), keep gradient clipping on "
+        "(--grad-clip 1.0), and look at the data around the first bad step")]
+
+
 def _loss_trend(steps: list[dict], epochs: list[dict]) -> dict | None:
     """The loss trend from step lines and/or epoch lines, or None when there is too little data."""
     trend: dict = {}
@@ -471,7 +490,8 @@ def diagnose(config: dict, records: list[dict]) -> list[Finding]:
                         "otherwise look at the run's console output for the error that stopped it")]
     trend = _loss_trend(steps, epochs)
     means, where = _recent_components(steps, epochs)
-    findings = (_check_nonfinite(steps, epochs) + _check_trend(trend, config)
+    rollbacks = [r for r in records if r.get("kind") == "rollback"]
+    findings = (_check_nonfinite(steps, epochs) + _check_rollbacks(rollbacks) + _check_trend(trend, config)
                 + _check_negative(steps, epochs) + _check_dominating(means, where, config)
                 + _check_range(means, where) + _check_frozen(config) + _check_lr(trend, config)
                 + _check_memory(epochs, config) + _check_validation(epochs)

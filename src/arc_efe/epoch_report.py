@@ -1,11 +1,16 @@
-"""What training tells the user: the report after each epoch, and the HTML run report at the end."""
+"""What training tells the user: the epoch record and report after each epoch, and the HTML run
+report at the end."""
 
 from __future__ import annotations
 
 import sys
+import time
 from pathlib import Path
 
+import numpy as np
+
 from .diagnosis import diagnose, load_run, write_diagnosis
+from .evaluation import exact_accuracy, pass_at_2
 
 
 def report_after_training(run_dir: Path) -> Path | None:
@@ -42,10 +47,41 @@ def print_epoch_report(run_dir: Path, epochs: int, memory_on: bool, rec: dict, r
               f"{rec['memory_retrieved']} queries retrieved from it)")
     print(f"  Training Accuracy: {rec['train_accuracy'] * 100:.2f}% ({right}/{total} grids correct)")
     print(f"  Validation Accuracy: {val}")
-    print(f"  NaN/inf steps skipped: {rec['nan_skipped']}")
+    rolled = (f" (rolled back {rec['rollbacks']} time(s) so far; learning rate x{rec['lr_scale']:g})"
+              if rec.get("rollbacks") else "")
+    print(f"  NaN/inf steps skipped: {rec['nan_skipped']}{rolled}")
     print(f"  Elapsed: {elapsed:.0f}s")
     config, records = load_run(run_dir)
     write_diagnosis(run_dir, config, records)
     worst = [f for f in diagnose(config, records) if f.severity in ("problem", "warning")]
     summary = "; ".join(f.title for f in worst[:3]) if worst else "no problems found"
     print(f"  Diagnosis: {summary} (details: {run_dir / 'diagnosis.txt'})")
+
+
+def validate(run, epoch: int) -> tuple[tuple[int, int], float | None, int]:
+    """((right, total) on training queries, validation pass@2 or None, validation tasks)."""
+    right, total = exact_accuracy(run.agent, run.eval_queries, run.cfg.max_len)
+    val, n_val = None, 0
+    if run.val_queries and (epoch + 1) % run.cfg.val_frequency == 0:
+        report = pass_at_2(run.agent, run.val_queries, run.cfg.max_len)
+        val, n_val = report.score, len(report.tasks)
+    return (right, total), val, n_val
+
+
+def end_of_epoch(run, epoch: int, t_start: float) -> None:
+    """Rank 0: accuracy, the epoch record and the report in the users' words."""
+    (right, total), val, n_val = validate(run, epoch)
+    state = run.state
+    mean = lambda xs: float(np.mean(xs)) if xs else float("nan")  # noqa: E731
+    record = {"kind": "epoch", "epoch": epoch + 1, "train_loss": mean(state.losses),
+              "components": {k: mean(v) for k, v in state.components.items()},
+              "train_accuracy": right / max(total, 1), "val_accuracy": val,
+              "memory_adds": run.writer.adds if run.writer else 0,
+              "memory_queries": run.writer.queries if run.writer else 0,
+              "memory_size": len(run.bank) if run.bank is not None else 0,
+              "memory_retrieved": state.retrieved, "nan_skipped": state.nan_skipped,
+              "rollbacks": state.rollbacks, "lr_scale": state.lr_scale,
+              "seconds": time.time() - run.t_epoch}
+    run.log.log(record)
+    print_epoch_report(run.run_dir, run.cfg.epochs, run.bank is not None, record, right, total, n_val,
+                       time.time() - t_start)

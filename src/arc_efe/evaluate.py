@@ -35,7 +35,7 @@ import torch
 from . import distributed as dist
 from .agent import Agent
 from .backbone import BackboneConfig, load_backbone, load_trainable
-from .checkpoint import latest_checkpoint
+from .checkpoint import find_checkpoint
 from .data import Task, grids_equal
 from .device import default_dtype
 from .display import side_by_side
@@ -57,11 +57,14 @@ def load_agent(run_dir: Path | None, model_name: str, device: torch.device):
     if run_dir is None:
         backbone = load_backbone(BackboneConfig(model_name=model_name), device, torch.float32)
         return Agent(backbone).eval(), None, None, 2048
+    chosen = None
+    if run_dir.parent.name == "checkpoints":  # a checkpoint folder of a run: that one, not the latest
+        run_dir, chosen = run_dir.parent.parent, run_dir.name
     try:
         cfg = json.loads((run_dir / "config.json").read_text())
     except (OSError, ValueError) as e:
         raise ArcEfeError(f"{run_dir}/config.json: cannot read the run's settings ({e})") from None
-    ckpt = latest_checkpoint(run_dir)
+    ckpt = find_checkpoint(run_dir, chosen)  # verified against its manifest
     weight_dtype = dtype if cfg.get("mode") in ("frozen", "lora") else torch.float32
     backbone = load_backbone(BackboneConfig(model_name=cfg["model_name"], mode=cfg["mode"],
                                             lora_rank=cfg["lora_rank"], lora_alpha=cfg["lora_alpha"]),
@@ -94,7 +97,9 @@ def memory_function(agent: Agent, solver2: Solver2 | None, bank: MemoryBank | No
 
 # --- arguments ------------------------------------------------------------------------
 def add_model_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--checkpoint", default=None, metavar="RUN_DIR", help="a training run (latest checkpoint)")
+    p.add_argument("--checkpoint", default=None, metavar="RUN_DIR",
+                   help="a training run (its latest checkpoint) or one checkpoint folder, "
+                        "RUN_DIR/checkpoints/step_NNNNNNN")
     p.add_argument("--model-name", default="tiny",
                    help="fresh backbone when no --checkpoint is given (use it with --ttt-steps)")
     p.add_argument("--seed", type=int, default=0, help="seed of the views, test-time training and synthetic tasks")

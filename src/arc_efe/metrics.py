@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +36,9 @@ class NullLog:
     def truncate_after(self, step: int, epochs_done: int) -> None:
         pass
 
+    def sync(self) -> None:
+        pass
+
     def close(self) -> None:
         pass
 
@@ -59,7 +63,13 @@ def _json_safe(v: Any) -> Any:
 
 
 class MetricsLog:
-    """Appends one JSON object per line and mirrors scalars to TensorBoard."""
+    """Appends one JSON object per line and mirrors scalars to TensorBoard.
+
+    An append log is not rewritten per line (that would cost O(lines) each step): each line is
+    written whole and flushed, `sync` puts them on disk before every checkpoint, a line cut
+    off by a crash is dropped on reading, and a resumed run rewrites the file atomically up to
+    its checkpoint (`truncate_after`): no line of a completed step is lost or duplicated.
+    """
 
     def __init__(self, run_dir: Path, tensorboard: bool = True):
         self.path = run_dir / "metrics.jsonl"
@@ -89,9 +99,15 @@ class MetricsLog:
             return
         _, records = load_run(self.path.parent)
         kept = [r for r in records
-                if not (r.get("kind") == "step" and r.get("step", 0) > step)
+                if not (r.get("kind") != "epoch" and r.get("step", 0) > step)  # steps, rollbacks
                 and not (r.get("kind") == "epoch" and r.get("epoch", 0) > epochs_done)]
         atomic_write_text(self.path, "".join(json.dumps(_json_safe(r)) + "\n" for r in kept))
+
+    def sync(self) -> None:
+        """Put every line written so far on disk (called before each checkpoint)."""
+        if self.path.exists():
+            with open(self.path, "rb") as f:
+                os.fsync(f.fileno())
 
     def close(self) -> None:
         self.writer.flush()

@@ -148,6 +148,8 @@ class MemoryWriter:
 
     @torch.no_grad()
     def __call__(self, result) -> None:
+        if result.skipped:  # a step that was not taken (NaN guard) verifies nothing
+            return
         # Under torchrun each rank checks its own queries; the entries are gathered and added
         # in rank order everywhere, so every rank keeps the same bank (distributed.py).
         for n_queries, entries in gather_lists([(len(result.queries), self._solved(result))]):

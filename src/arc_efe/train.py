@@ -10,10 +10,13 @@ words, the diagnosis, a checkpoint. At the end: the HTML run report (report.py).
 
 from __future__ import annotations
 
+import errno
 import math
+import re
 import sys
 import time
-from dataclasses import dataclass
+import warnings
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Callable, Sequence
@@ -26,20 +29,22 @@ from . import distributed as dist
 from .agent import Agent
 from .backbone import (BackboneConfig, backbone_parameters, changeable_weights, head_parameters, load_backbone,
                        trainable_summary)
-from .checkpoint import Position, latest_checkpoint, load_checkpoint, save_checkpoint
+from .checkpoint import (Position, clean_partial, disk_full, find_checkpoint, load_checkpoint, save_checkpoint,
+                         weights_finite)
 from .compiling import compile_backbone
 from .config import TrainConfig
 from .dataset import Query
 from .errors import ArcEfeError
 from .device import autocast, default_dtype
-from .epoch_report import print_epoch_report, report_after_training
-from .evaluation import exact_accuracy, pass_at_2
+from .epoch_report import end_of_epoch, report_after_training
 from .files import atomic_write_json
+from .guard import LoopState, after_step
 from .loss import COMPONENTS, EFELoss, risk_sum
 from .metrics import MetricsLog, NullLog
 from .memory import MemoryBank
 from .packing import make_batch
 from .sequences import Example, aligned_cells, forward_example, inverse_example
+from .stopping import StopRequests, TrainingStopped
 from .sharding import NOT_LAUNCHED, clip_grad_norm, full_optimizer_state, full_state, gathered, shard_backbone
 from .solver2 import MemoryWriter, Solver2, corrupt, draft_tokens_for, refine_example, task_keys
 from .trainset import TrainingData, load_training_data
@@ -60,6 +65,7 @@ class StepResult:
     risk: list[float]  # per-query risk of the forward view (normalised like the loss)
     cells_right: list[bool]  # every answer token argmax-right under teacher forcing
     retrieved: int = 0  # queries that found at least one memory entry
+    skipped: bool = False  # the step was not taken (non-finite loss or gradient)
 
 
 StepCallback = Callable[[StepResult], None]
@@ -84,6 +90,8 @@ class Run:
     writer: MemoryWriter | None = None
     model: Agent | None = None  # the training step's agent when it differs (--compile); else `agent`
     units: list[torch.nn.Module] | None = None  # the backbone's FSDP units (--fsdp)
+    state: LoopState = field(default_factory=LoopState)
+    t_epoch: float = 0.0  # when the epoch in progress started (moved back by a resume)
 
     @property
     def queries(self) -> list[Query]:
@@ -137,7 +145,7 @@ def _lr_lambda(warmup: int, total: int) -> Callable[[int], float]:
     return f
 
 
-def setup(cfg: TrainConfig, resume: str | Path | None = None) -> Run:
+def setup(cfg: TrainConfig, resume: str | Path | None = None, resume_checkpoint: str | None = None) -> Run:
     torch.manual_seed(cfg.seed)
     device = dist.init(cfg.device)  # under torchrun: this rank's device, process group started
     dtype = default_dtype(device)
@@ -189,12 +197,16 @@ def setup(cfg: TrainConfig, resume: str | Path | None = None) -> Run:
     if problem:
         raise ArcEfeError(problem)
     log = MetricsLog(run_dir, cfg.tensorboard) if dist.is_main() else NullLog()
-    pos = Position(0, 0, 0, 0)
+    pos, state = Position(0, 0, 0, 0), LoopState()
     if resume is not None:
-        pos, loaded_bank = load_checkpoint(latest_checkpoint(run_dir), agent.backbone, optimizer,
-                                           scheduler, solver2)
+        ckpt = find_checkpoint(run_dir, resume_checkpoint)  # verified against its manifest
+        pos, loaded_bank, saved_state = load_checkpoint(ckpt, agent.backbone, optimizer, scheduler, solver2)
+        state = LoopState.from_dict(saved_state)
         bank = loaded_bank if cfg.memory else None
+        if dist.is_main():
+            clean_partial(run_dir)
         log.truncate_after(pos.step, pos.epochs_done)
+        dist.print0(f"resumed from {ckpt}: step {pos.step}, epoch {pos.epoch + 1}, batch {pos.batch}")
     writer = None
     if bank is not None:
         writer = MemoryWriter(agent, solver2, bank, cfg.success_threshold, cfg.max_len, device)
@@ -213,7 +225,7 @@ def setup(cfg: TrainConfig, resume: str | Path | None = None) -> Run:
         dist.print0(f"distributed: {dist.world_size()} ranks, each step {cfg.grad_accum_steps * dist.world_size()} "
                     f"micro-batches of {cfg.batch_size} queries")
     return Run(cfg, run_dir, device, dtype, agent, loss_fn, optimizer, scheduler, data,
-               log, pos, steps_per_epoch, solver2, bank, writer, model, units)
+               log, pos, steps_per_epoch, solver2, bank, writer, model, units, state)
 
 
 def _run_dir(cfg: TrainConfig, resume, data_name: str) -> tuple[Path, str | None]:
@@ -360,7 +372,10 @@ def train_step(run: Run, epoch: int, micro: list[MicroBatch], step: int,
     if finite:
         run.optimizer.step()
     run.optimizer.zero_grad(set_to_none=True)
-    run.scheduler.step()
+    with warnings.catch_warnings():  # a skipped first step is not the mistake this warns about
+        warnings.filterwarnings("ignore", message=re.escape("Detected call of `lr_scheduler.step()`"))
+        run.scheduler.step()
+    result.skipped = not finite
     stats = {"loss": loss_value, "components": components, "grad_norm": grad_norm,
              "tokens": tokens, "skipped": not finite}
     return stats, result
@@ -380,76 +395,14 @@ def _step_term(run: Run, answer_logits: torch.Tensor, batch, hidden: torch.Tenso
     return risk + bce / (LN_2 * max(counts["halt"], 1))
 
 
-def validate(run: Run, epoch: int) -> tuple[tuple[int, int], float | None, int]:
-    right, total = exact_accuracy(run.agent, run.eval_queries, run.cfg.max_len)
-    val, n_val = None, 0
-    if run.val_queries and (epoch + 1) % run.cfg.val_frequency == 0:
-        report = pass_at_2(run.agent, run.val_queries, run.cfg.max_len)
-        val, n_val = report.score, len(report.tasks)
-    return (right, total), val, n_val
-
-
 def fit(run: Run, callbacks: Sequence[StepCallback] = ()) -> Path:
-    cfg, pos = run.cfg, run.pos
-    n_micro = run.data.batches_per_epoch(cfg)
-    t_start = time.time()
-    callbacks = ([run.writer] if run.writer is not None else []) + list(callbacks)
-    for epoch in range(pos.epoch, cfg.epochs):
-        b = pos.batch if epoch == pos.epoch else 0
-        if run.writer is not None:
-            run.writer.reset_counts()
-        epoch_losses: list[float] = []
-        epoch_components = {name: [] for name in COMPONENTS}
-        nan_skipped = retrieved = 0
-        t_epoch = time.time()
-        bar = tqdm(total=n_micro, initial=b, desc=f"epoch {epoch + 1}/{cfg.epochs}", unit="batch",
-                   dynamic_ncols=True, file=sys.stderr, disable=not dist.is_main())
-        run.agent.train()
-        while b < n_micro:
-            # 1. micro-batches of this step (their views are fixed by seed, epoch and index);
-            # under torchrun this rank takes every world-th of them
-            t0 = time.time()
-            last = min(b + cfg.grad_accum_steps * dist.world_size(), n_micro)
-            micro = [build_micro_batch(run, epoch, i) for i in range(b + dist.rank(), last, dist.world_size())]
-            # --fsdp: a rank short of a micro-batch at the end of an epoch runs one that counts zero
-            padding = len(range(b, last, dist.world_size())) - len(micro) if run.units else 0
-            micro += [build_micro_batch(run, epoch, b)] * padding
-            lr = run.optimizer.param_groups[0]["lr"]
-            # 2. forward, backward, clip, step
-            stats, result = train_step(run, epoch, micro, pos.step, padding)
-            # 3. bookkeeping and logging
-            pos.step += 1
-            step_batches, b = last - b, last
-            pos.epoch, pos.batch = epoch, b
-            dt = time.time() - t0
-            nan_skipped += stats["skipped"]
-            retrieved += result.retrieved
-            if not stats["skipped"]:
-                epoch_losses.append(stats["loss"])
-                for name, v in stats["components"].items():
-                    epoch_components[name].append(v)
-            tok_s = stats["tokens"] / max(dt, 1e-9)
-            run.log.log({"kind": "step", "step": pos.step, "epoch": epoch + 1, "loss": stats["loss"],
-                         "components": stats["components"], "lr": lr, "grad_norm": stats["grad_norm"],
-                         "tokens_per_s": tok_s})
-            bar.set_postfix(loss=f"{stats['loss']:.4f}", tok_s=f"{tok_s:.0f}")
-            bar.update(step_batches)
-            # --fsdp: the memory writer's forwards differ between ranks; they run on whole weights
-            with gathered(run.units if callbacks else None):
-                for cb in callbacks:
-                    cb(result)
-        bar.close()
-        # 4. end of epoch: accuracy, report, diagnosis, checkpoint (rank 0; the others wait)
-        pos.epoch, pos.batch, pos.epochs_done = epoch + 1, 0, epoch + 1
-        save = (epoch + 1) % cfg.save_frequency == 0 or epoch + 1 == cfg.epochs
-        full = None
-        if save and run.units:  # --fsdp: every rank gathers the weights whole, rank 0 writes
-            full = (full_state(changeable_weights(run.agent.backbone)), full_optimizer_state(run.optimizer))
-        with gathered(run.units):  # --fsdp: rank 0 alone decodes
-            if dist.is_main():
-                _end_of_epoch(run, epoch, epoch_losses, epoch_components, retrieved, nan_skipped,
-                              t_epoch, t_start, save, full)
-            dist.barrier()
+    try:
+        with StopRequests() as stop:
+            _fit(run, callbacks, stop)
+    except OSError as e:
+        if e.errno != errno.ENOSPC:
+            raise
+        raise ArcEfeError(disk_full(run.run_dir, e.filename)) from None
     if run.bank is not None and dist.is_main():
         run.bank.save(run.run_dir / "memory")
     run.log.close()
@@ -459,32 +412,108 @@ def fit(run: Run, callbacks: Sequence[StepCallback] = ()) -> Path:
     return run.run_dir
 
 
-def _end_of_epoch(run: Run, epoch: int, epoch_losses: list[float], epoch_components: dict[str, list[float]],
-                  retrieved: int, nan_skipped: int, t_epoch: float, t_start: float, save: bool,
-                  full: tuple[dict, dict] | None) -> None:
-    """Rank 0: accuracy, the epoch record and report, the checkpoint."""
-    (right, total), val, n_val = validate(run, epoch)
-    mean = lambda xs: float(np.mean(xs)) if xs else float("nan")  # noqa: E731
-    record = {"kind": "epoch", "epoch": epoch + 1, "train_loss": mean(epoch_losses),
-              "components": {k: mean(v) for k, v in epoch_components.items()},
-              "train_accuracy": right / max(total, 1), "val_accuracy": val,
-              "memory_adds": run.writer.adds if run.writer else 0,
-              "memory_queries": run.writer.queries if run.writer else 0,
-              "memory_size": len(run.bank) if run.bank is not None else 0,
-              "memory_retrieved": retrieved, "nan_skipped": nan_skipped,
-              "seconds": time.time() - t_epoch}
-    run.log.log(record)
-    print_epoch_report(run.run_dir, run.cfg.epochs, run.bank is not None, record, right, total, n_val,
-                       time.time() - t_start)
-    if save:
-        save_checkpoint(run.run_dir, run.agent.backbone, run.optimizer, run.scheduler, run.pos,
-                        run.cfg.to_dict(), run.solver2, run.bank, full)
+def _fit(run: Run, callbacks: Sequence[StepCallback], stop: StopRequests) -> None:
+    cfg, pos, state = run.cfg, run.pos, run.state
+    n_micro = run.data.batches_per_epoch(cfg)
+    t_start = time.time()
+    callbacks = ([run.writer] if run.writer is not None else []) + list(callbacks)
+    for epoch in range(pos.epoch, cfg.epochs):
+        b = pos.batch if epoch == pos.epoch else 0
+        if b == 0:
+            state.new_epoch()
+        if run.writer is not None:  # a resumed epoch goes on counting from its checkpoint
+            run.writer.adds, run.writer.queries = state.memory_adds, state.memory_queries
+        run.t_epoch = time.time() - state.seconds
+        save = (epoch + 1) % cfg.save_frequency == 0 or epoch + 1 == cfg.epochs
+        # closed on any exit, so that an error message starts on a line of its own
+        with tqdm(total=n_micro, initial=b, desc=f"epoch {epoch + 1}/{cfg.epochs}", unit="batch",
+                  dynamic_ncols=True, file=sys.stderr, disable=not dist.is_main()) as bar:
+            run.agent.train()
+            while b < n_micro:
+                # 1. micro-batches of this step (their views are fixed by seed, epoch and index);
+                # under torchrun this rank takes every world-th of them
+                t0 = time.time()
+                last = min(b + cfg.grad_accum_steps * dist.world_size(), n_micro)
+                micro = [build_micro_batch(run, epoch, i) for i in range(b + dist.rank(), last, dist.world_size())]
+                # --fsdp: a rank short of a micro-batch at the end of an epoch runs one that counts zero
+                padding = len(range(b, last, dist.world_size())) - len(micro) if run.units else 0
+                micro += [build_micro_batch(run, epoch, b)] * padding
+                lr = run.optimizer.param_groups[0]["lr"]
+                # 2. forward, backward, clip, step (a non-finite step is skipped: guard.py)
+                stats, result = train_step(run, epoch, micro, pos.step, padding)
+                # 3. bookkeeping and logging
+                pos.step += 1
+                step_batches, b = last - b, last
+                pos.epoch, pos.batch = epoch, b
+                dt = time.time() - t0
+                state.nan_skipped += stats["skipped"]
+                state.retrieved += result.retrieved
+                if not stats["skipped"]:
+                    state.losses.append(stats["loss"])
+                    for name, v in stats["components"].items():
+                        state.components[name].append(v)
+                tok_s = stats["tokens"] / max(dt, 1e-9)
+                run.log.log({"kind": "step", "step": pos.step, "epoch": epoch + 1, "loss": stats["loss"],
+                             "components": stats["components"], "lr": lr, "grad_norm": stats["grad_norm"],
+                             "tokens_per_s": tok_s})
+                bar.set_postfix(loss=f"{stats['loss']:.4f}", tok_s=f"{tok_s:.0f}")
+                bar.update(step_batches)
+                # --fsdp: the memory writer's forwards differ between ranks; they run on whole weights
+                with gathered(run.units if callbacks else None):
+                    for cb in callbacks:
+                        cb(result)
+                after_step(run, stats["skipped"])  # NaN guard: roll back after too many bad steps
+                # 4. checkpoint every --save-every-steps, and on SIGINT/SIGTERM
+                signum = stop.agreed(run.device)
+                # (not in a run of bad steps: a rollback must find the weights from before it)
+                due = cfg.save_every_steps and pos.step % cfg.save_every_steps == 0 and not state.bad_streak
+                if signum or (due and not (b == n_micro and save)):  # the epoch's own checkpoint follows
+                    path = checkpoint(run)
+                    if signum:
+                        raise TrainingStopped(signum, pos.step, path, run.run_dir)
+        # 5. end of epoch: accuracy, report, diagnosis (rank 0; the others wait), checkpoint
+        pos.epoch, pos.batch, pos.epochs_done = epoch + 1, 0, epoch + 1
+        with gathered(run.units):  # --fsdp: rank 0 alone decodes
+            if dist.is_main():
+                end_of_epoch(run, epoch, t_start)
+            dist.barrier()
+        if save:
+            checkpoint(run)
+
+
+def checkpoint(run: Run) -> Path | None:
+    """Every rank calls this; rank 0 writes (--fsdp: every rank first gathers the whole weights).
+
+    Weights that are not finite are never written: the last good checkpoint stays the newest,
+    and the NaN guard goes back to it."""
+    full = None
+    if run.units:
+        full = (full_state(changeable_weights(run.agent.backbone)), full_optimizer_state(run.optimizer))
+    path = None
+    if dist.is_main():
+        weights = list((full[0] if full else changeable_weights(run.agent.backbone)).values())
+        if run.solver2 is not None:
+            weights += list(run.solver2.state_dict().values())
+        if weights_finite(weights):
+            state = run.state
+            if run.writer is not None:
+                state.memory_adds, state.memory_queries = run.writer.adds, run.writer.queries
+            state.seconds = time.time() - run.t_epoch
+            run.log.sync()  # the metrics lines up to this step are on disk before the checkpoint
+            path = save_checkpoint(run.run_dir, run.agent.backbone, run.optimizer, run.scheduler, run.pos,
+                                   run.cfg.to_dict(), run.solver2, run.bank, full, state.to_dict(),
+                                   keep=run.cfg.keep_checkpoints)
+        else:
+            print(f"warning: weights are NaN or infinite at step {run.pos.step}: checkpoint not written, "
+                  "the last good one is kept", file=sys.stderr)
+    dist.barrier()
+    return path
 
 
 def train(cfg: TrainConfig, resume: str | Path | None = None,
-          callbacks: Sequence[StepCallback] = ()) -> Path:
+          callbacks: Sequence[StepCallback] = (), resume_checkpoint: str | None = None) -> Path:
     try:
-        run_dir = fit(setup(cfg, resume), callbacks)
+        run_dir = fit(setup(cfg, resume, resume_checkpoint), callbacks)
     except BaseException:
         dist.close(wait=False)
         raise

@@ -1,0 +1,93 @@
+"""The NaN/inf guard and the loop state that checkpoints carry.
+
+A step whose loss or gradient norm is not finite is skipped in `train.train_step`: the
+optimizer does not step, so the weights, the optimizer moments and (through `StepResult.skipped`)
+the memory bank never see it; it is counted as `nan_skipped`. One bad step is usually a bad
+batch. Many in a row mean the weights or the optimizer moments have gone bad, so after
+`--nan-rollback` consecutive bad steps `roll_back` restores the newest checkpoint that verifies
+(weights, optimizer moments, Solver2, memory bank) and multiplies the learning rate by
+`--rollback-lr-factor`. The data position and the step count go on: the batches around the blow-up
+are not replayed. Each rollback is printed, written to metrics.jsonl (`"kind": "rollback"`) and
+reported by `arc-efe diagnose`; past `--max-rollbacks`, training stops with an error.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
+
+from . import distributed as dist
+from .checkpoint import last_good_checkpoint, restore_weights
+from .errors import ArcEfeError
+from .loss import COMPONENTS
+
+
+@dataclass
+class LoopState:
+    """What the loop carries from step to step besides the position; saved in each checkpoint,
+    so an epoch resumed in its middle reports the same figures as an uninterrupted one."""
+    losses: list[float] = field(default_factory=list)  # this epoch's finite step losses
+    components: dict[str, list[float]] = field(default_factory=lambda: {n: [] for n in COMPONENTS})
+    nan_skipped: int = 0  # this epoch
+    retrieved: int = 0  # this epoch: queries that found memory entries
+    memory_adds: int = 0  # this epoch (the memory writer's counters)
+    memory_queries: int = 0
+    seconds: float = 0.0  # time this epoch had run when the checkpoint was written
+    bad_streak: int = 0  # non-finite steps in a row
+    lr_scale: float = 1.0  # product of the rollbacks' factors
+    rollbacks: int = 0
+
+    def new_epoch(self) -> None:
+        keep = {"bad_streak": self.bad_streak, "lr_scale": self.lr_scale, "rollbacks": self.rollbacks}
+        self.__dict__.update(asdict(LoopState(**keep)))
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "LoopState":
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in names})
+
+
+def after_step(run, skipped: bool) -> None:
+    """Count the bad-step streak; roll back when it reaches --nan-rollback."""
+    state = run.state
+    state.bad_streak = state.bad_streak + 1 if skipped else 0
+    if run.cfg.nan_rollback and state.bad_streak >= run.cfg.nan_rollback:
+        roll_back(run)
+
+
+def roll_back(run) -> None:
+    """Newest good checkpoint's weights, moments, Solver2 and bank; learning rate x factor."""
+    cfg, state, step = run.cfg, run.state, run.pos.step
+    if state.rollbacks >= cfg.max_rollbacks:
+        raise ArcEfeError(
+            f"{run.run_dir}: the loss or gradient is still NaN or infinite at step {step} after "
+            f"{state.rollbacks} rollback(s) (learning rate now x{state.lr_scale:g}); stopping. Lower "
+            f"--agent-lr / --qwen-lr, check the data, and see arc-efe diagnose {run.run_dir}")
+    ckpt = last_good_checkpoint(run.run_dir)
+    if ckpt is not None:
+        bank = restore_weights(ckpt, run.agent.backbone, run.optimizer, run.solver2)
+        if run.bank is not None and bank is not None:
+            run.bank = bank
+            if run.writer is not None:
+                run.writer.bank = bank
+        where = f"went back to checkpoint {ckpt.name}"
+    else:
+        # No checkpoint yet: the weights never took a bad step, but the optimizer's moments may
+        # carry the blow-up; start them again.
+        run.optimizer.state.clear()
+        where = "no checkpoint yet: kept the weights and reset the optimizer"
+    factor = cfg.rollback_lr_factor
+    scheduler = run.scheduler
+    scheduler.base_lrs = [b * factor for b in scheduler.base_lrs]
+    for group, base, rule in zip(run.optimizer.param_groups, scheduler.base_lrs, scheduler.lr_lambdas):
+        group["lr"] = base * rule(scheduler.last_epoch)
+    state.lr_scale *= factor
+    state.rollbacks += 1
+    n_bad, state.bad_streak = state.bad_streak, 0
+    run.log.log({"kind": "rollback", "step": step, "bad_steps": n_bad,
+                 "checkpoint": ckpt.name if ckpt is not None else None, "lr_scale": state.lr_scale})
+    dist.print0(f"warning: {n_bad} steps in a row had a NaN or infinite loss or gradient (up to step {step}); "
+                f"{where} and lowered the learning rate to x{state.lr_scale:g} of the schedule")
