@@ -421,3 +421,30 @@ def test_a_partial_folder_of_a_killed_save_is_cleaned_on_resume(three_checkpoint
     (partial / "model.safetensors").write_bytes(b"half")
     assert train_main(["--resume", str(run), "--epochs", "2"]) == 0
     assert not partial.exists()
+
+
+def test_a_run_killed_before_its_first_checkpoint_starts_again_on_resume(four_tasks_file, tmp_path, capsys):
+    class Crash(Exception):
+        pass
+
+    def crash_at_step_3(result):
+        if result.step + 1 == 3:
+            raise Crash
+
+    with pytest.raises(Crash):
+        train(_cfg(four_tasks_file, tmp_path, "early"), callbacks=[crash_at_step_3])
+    assert len(_records(tmp_path / "early", "step")) == 3 and not (tmp_path / "early" / "checkpoints").exists()
+    assert train_main(["--resume", str(tmp_path / "early")]) == 0
+    assert "has no checkpoint yet (it stopped before the first): starting it again" in capsys.readouterr().out
+    train(_cfg(four_tasks_file, tmp_path, "fresh"))
+    early, fresh = _records(tmp_path / "early", "step"), _records(tmp_path / "fresh", "step")
+    assert [r["step"] for r in early] == list(range(1, 9))
+    assert _without(early, "tokens_per_s") == _without(fresh, "tokens_per_s")
+
+
+def test_a_missing_latest_pointer_falls_back_to_the_newest_good_checkpoint(three_checkpoints):
+    run = three_checkpoints
+    (run / "checkpoints" / "latest").unlink()
+    assert find_checkpoint(run).name == "step_0000006"
+    _damage(run / "checkpoints" / "step_0000006" / "rng.safetensors", "flip")
+    assert find_checkpoint(run).name == "step_0000004"

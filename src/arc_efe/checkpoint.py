@@ -190,8 +190,11 @@ def find_checkpoint(run_dir: Path, name: str | int | None = None) -> Path:
             raise CheckpointError(f"{path}: no such checkpoint (this run has: {have})")
     else:
         pointer = root / "latest"
-        if not pointer.is_file():
-            raise CheckpointError(f"{run_dir}: no checkpoint to resume from ({pointer} missing)")
+        if not pointer.is_file():  # killed between the first rename and the pointer: the newest good one
+            good = last_good_checkpoint(run_dir)
+            if good is None:
+                raise CheckpointError(f"{run_dir}: no checkpoint to resume from ({pointer} missing)")
+            return good
         path = root / pointer.read_text().strip()
         if not path.is_dir():
             raise CheckpointError(f"{pointer} names {path.name}, which does not exist{_offer(run_dir, path)}")

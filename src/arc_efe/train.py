@@ -29,8 +29,8 @@ from . import distributed as dist
 from .agent import Agent
 from .backbone import (BackboneConfig, backbone_parameters, changeable_weights, head_parameters, load_backbone,
                        trainable_summary)
-from .checkpoint import (Position, clean_partial, disk_full, find_checkpoint, load_checkpoint, save_checkpoint,
-                         weights_finite)
+from .checkpoint import (Position, clean_partial, disk_full, find_checkpoint, list_checkpoints, load_checkpoint,
+                         save_checkpoint, weights_finite)
 from .compiling import compile_backbone
 from .config import TrainConfig
 from .dataset import Query
@@ -198,13 +198,16 @@ def setup(cfg: TrainConfig, resume: str | Path | None = None, resume_checkpoint:
         raise ArcEfeError(problem)
     log = MetricsLog(run_dir, cfg.tensorboard) if dist.is_main() else NullLog()
     pos, state = Position(0, 0, 0, 0), LoopState()
-    if resume is not None:
+    if resume is not None and dist.is_main():
+        clean_partial(run_dir)  # folders of a save that was killed half way
+    if resume is not None and resume_checkpoint is None and not list_checkpoints(run_dir):
+        dist.print0(f"{run_dir} has no checkpoint yet (it stopped before the first): starting it again")
+        log.truncate_after(0, 0)
+    elif resume is not None:
         ckpt = find_checkpoint(run_dir, resume_checkpoint)  # verified against its manifest
         pos, loaded_bank, saved_state = load_checkpoint(ckpt, agent.backbone, optimizer, scheduler, solver2)
         state = LoopState.from_dict(saved_state)
         bank = loaded_bank if cfg.memory else None
-        if dist.is_main():
-            clean_partial(run_dir)
         log.truncate_after(pos.step, pos.epochs_done)
         dist.print0(f"resumed from {ckpt}: step {pos.step}, epoch {pos.epoch + 1}, batch {pos.batch}")
     writer = None
@@ -399,12 +402,12 @@ def fit(run: Run, callbacks: Sequence[StepCallback] = ()) -> Path:
     try:
         with StopRequests() as stop:
             _fit(run, callbacks, stop)
+        if run.bank is not None and dist.is_main():
+            run.bank.save(run.run_dir / "memory")
     except OSError as e:
         if e.errno != errno.ENOSPC:
             raise
         raise ArcEfeError(disk_full(run.run_dir, e.filename)) from None
-    if run.bank is not None and dist.is_main():
-        run.bank.save(run.run_dir / "memory")
     run.log.close()
     if dist.is_main():
         report_after_training(run.run_dir)
