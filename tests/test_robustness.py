@@ -348,7 +348,7 @@ def test_too_many_rollbacks_stop_with_one_line(four_tasks_file, tmp_path):
 
 
 def test_non_finite_weights_are_never_written(four_tasks_file, tmp_path, capsys):
-    from arc_efe.train import checkpoint
+    from arc_efe.guard import checkpoint
 
     run = setup(_cfg(four_tasks_file, tmp_path, "nanw"))
     with torch.no_grad():

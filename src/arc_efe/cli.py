@@ -186,7 +186,8 @@ def train_main(argv: Sequence[str] | None = None, prog: str = "arc-efe train") -
         print(f"error: {e}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except TrainingStopped as e:  # SIGINT/SIGTERM: a checkpoint was written
-        print(str(e), file=sys.stderr)
+        if e.main:
+            print(str(e), file=sys.stderr)
         return e.exit_code
     return 0
 

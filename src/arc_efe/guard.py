@@ -1,6 +1,7 @@
-"""The NaN/inf guard and the loop state that checkpoints carry.
+"""What keeps a long run safe: the loop state each checkpoint carries, writing those
+checkpoints from the loop, and the NaN/inf guard.
 
-A step whose loss or gradient norm is not finite is skipped in `train.train_step`: the
+A step whose loss or gradient norm is not finite is skipped (`guarded_step`): the
 optimizer does not step, so the weights, the optimizer moments and (through `StepResult.skipped`)
 the memory bank never see it; it is counted as `nan_skipped`. One bad step is usually a bad
 batch. Many in a row mean the weights or the optimizer moments have gone bad, so after
@@ -13,13 +14,23 @@ reported by `arc-efe diagnose`; past `--max-rollbacks`, training stops with an e
 
 from __future__ import annotations
 
+import math
+import re
+import sys
+import time
+import warnings
 from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
 from typing import Any
 
+import torch
+
 from . import distributed as dist
-from .checkpoint import last_good_checkpoint, restore_weights
+from .backbone import changeable_weights
+from .checkpoint import last_good_checkpoint, restore_weights, save_checkpoint, weights_finite
 from .errors import ArcEfeError
 from .loss import COMPONENTS
+from .sharding import clip_grad_norm, full_optimizer_state, full_state
 
 
 @dataclass
@@ -48,6 +59,53 @@ class LoopState:
     def from_dict(cls, d: dict[str, Any]) -> "LoopState":
         names = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in d.items() if k in names})
+
+
+def guarded_step(run, params: list[torch.nn.Parameter], loss_value: float) -> tuple[float, bool]:
+    """Clip the gradients, then step unless the loss or the gradient norm is not finite; the
+    gradients are cleared and the schedule advances either way. Returns (norm, stepped)."""
+    clip = run.cfg.grad_clip if run.cfg.grad_clip > 0 else float("inf")
+    if run.units:  # sharded and plain gradients together
+        grad_norm = clip_grad_norm(params, clip)
+    else:
+        grad_norm = float(torch.nn.utils.clip_grad_norm_(params, clip))
+    finite = math.isfinite(loss_value) and math.isfinite(grad_norm)
+    if finite:
+        run.optimizer.step()
+    run.optimizer.zero_grad(set_to_none=True)
+    with warnings.catch_warnings():  # a skipped first step is not the mistake this warns about
+        warnings.filterwarnings("ignore", message=re.escape("Detected call of `lr_scheduler.step()`"))
+        run.scheduler.step()
+    return grad_norm, finite
+
+
+def checkpoint(run) -> Path | None:
+    """Every rank calls this; rank 0 writes (--fsdp: every rank first gathers the whole weights).
+
+    Weights that are not finite are never written: the last good checkpoint stays the newest,
+    and the NaN guard goes back to it."""
+    full = None
+    if run.units:
+        full = (full_state(changeable_weights(run.agent.backbone)), full_optimizer_state(run.optimizer))
+    path = None
+    if dist.is_main():
+        weights = list((full[0] if full else changeable_weights(run.agent.backbone)).values())
+        if run.solver2 is not None:
+            weights += list(run.solver2.state_dict().values())
+        if weights_finite(weights):
+            state = run.state
+            if run.writer is not None:
+                state.memory_adds, state.memory_queries = run.writer.adds, run.writer.queries
+            state.seconds = time.time() - run.t_epoch
+            run.log.sync()  # the metrics lines up to this step are on disk before the checkpoint
+            path = save_checkpoint(run.run_dir, run.agent.backbone, run.optimizer, run.scheduler, run.pos,
+                                   run.cfg.to_dict(), run.solver2, run.bank, full, state.to_dict(),
+                                   keep=run.cfg.keep_checkpoints)
+        else:
+            print(f"warning: weights are NaN or infinite at step {run.pos.step}: checkpoint not written, "
+                  "the last good one is kept", file=sys.stderr)
+    dist.barrier()
+    return path
 
 
 def after_step(run, skipped: bool) -> None:

@@ -20,12 +20,13 @@ from . import distributed as dist
 class TrainingStopped(Exception):
     """Training ended on a signal after writing a checkpoint; `exit_code` is 128 + signal."""
 
-    def __init__(self, signum: int, step: int, checkpoint: Path | None, run_dir: Path):
+    def __init__(self, signum: int, step: int, checkpoint: Path | None, run_dir: Path, main: bool = True):
         name = signal.Signals(signum).name
         saved = (f"checkpoint {checkpoint.name} written" if checkpoint is not None
                  else "no checkpoint written (see the message above)")
         super().__init__(f"stopped by {name} after step {step}: {saved}; continue with --resume {run_dir}")
         self.exit_code = 128 + signum
+        self.main = main  # rank 0 wrote the checkpoint and says so; the other ranks stay quiet
 
 
 class StopRequests:

@@ -12,10 +12,8 @@ from __future__ import annotations
 
 import errno
 import math
-import re
 import sys
 import time
-import warnings
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -27,10 +25,8 @@ from tqdm import tqdm
 
 from . import distributed as dist
 from .agent import Agent
-from .backbone import (BackboneConfig, backbone_parameters, changeable_weights, head_parameters, load_backbone,
-                       trainable_summary)
-from .checkpoint import (Position, clean_partial, disk_full, find_checkpoint, list_checkpoints, load_checkpoint,
-                         save_checkpoint, weights_finite)
+from .backbone import BackboneConfig, backbone_parameters, head_parameters, load_backbone, trainable_summary
+from .checkpoint import Position, clean_partial, disk_full, find_checkpoint, list_checkpoints, load_checkpoint
 from .compiling import compile_backbone
 from .config import TrainConfig
 from .dataset import Query
@@ -38,14 +34,14 @@ from .errors import ArcEfeError
 from .device import autocast, default_dtype
 from .epoch_report import end_of_epoch, report_after_training
 from .files import atomic_write_json
-from .guard import LoopState, after_step
+from .guard import LoopState, after_step, checkpoint, guarded_step
 from .loss import COMPONENTS, EFELoss, risk_sum
 from .metrics import MetricsLog, NullLog
 from .memory import MemoryBank
 from .packing import make_batch
 from .sequences import Example, aligned_cells, forward_example, inverse_example
 from .stopping import StopRequests, TrainingStopped
-from .sharding import NOT_LAUNCHED, clip_grad_norm, full_optimizer_state, full_state, gathered, shard_backbone
+from .sharding import NOT_LAUNCHED, gathered, shard_backbone
 from .solver2 import MemoryWriter, Solver2, corrupt, draft_tokens_for, refine_example, task_keys
 from .trainset import TrainingData, load_training_data
 from .tokens import VOCAB_SIZE, SequenceTooLong
@@ -366,18 +362,7 @@ def train_step(run: Run, epoch: int, micro: list[MicroBatch], step: int,
     totals = dist.sum_floats([loss_value, tokens, result.retrieved, *components.values()], run.device)
     loss_value, tokens, result.retrieved = totals[0], int(totals[1]), int(totals[2])
     components = dict(zip(components, totals[3:]))
-    clip = cfg.grad_clip if cfg.grad_clip > 0 else float("inf")
-    if run.units:  # sharded and plain gradients together
-        grad_norm = clip_grad_norm(params, clip)
-    else:
-        grad_norm = float(torch.nn.utils.clip_grad_norm_(params, clip))
-    finite = math.isfinite(loss_value) and math.isfinite(grad_norm)
-    if finite:
-        run.optimizer.step()
-    run.optimizer.zero_grad(set_to_none=True)
-    with warnings.catch_warnings():  # a skipped first step is not the mistake this warns about
-        warnings.filterwarnings("ignore", message=re.escape("Detected call of `lr_scheduler.step()`"))
-        run.scheduler.step()
+    grad_norm, finite = guarded_step(run, params, loss_value)  # clip; skip a non-finite step
     result.skipped = not finite
     stats = {"loss": loss_value, "components": components, "grad_norm": grad_norm,
              "tokens": tokens, "skipped": not finite}
@@ -473,7 +458,7 @@ def _fit(run: Run, callbacks: Sequence[StepCallback], stop: StopRequests) -> Non
                 if signum or (due and not (b == n_micro and save)):  # the epoch's own checkpoint follows
                     path = checkpoint(run)
                     if signum:
-                        raise TrainingStopped(signum, pos.step, path, run.run_dir)
+                        raise TrainingStopped(signum, pos.step, path, run.run_dir, dist.is_main())
         # 5. end of epoch: accuracy, report, diagnosis (rank 0; the others wait), checkpoint
         pos.epoch, pos.batch, pos.epochs_done = epoch + 1, 0, epoch + 1
         with gathered(run.units):  # --fsdp: rank 0 alone decodes
@@ -482,35 +467,6 @@ def _fit(run: Run, callbacks: Sequence[StepCallback], stop: StopRequests) -> Non
             dist.barrier()
         if save:
             checkpoint(run)
-
-
-def checkpoint(run: Run) -> Path | None:
-    """Every rank calls this; rank 0 writes (--fsdp: every rank first gathers the whole weights).
-
-    Weights that are not finite are never written: the last good checkpoint stays the newest,
-    and the NaN guard goes back to it."""
-    full = None
-    if run.units:
-        full = (full_state(changeable_weights(run.agent.backbone)), full_optimizer_state(run.optimizer))
-    path = None
-    if dist.is_main():
-        weights = list((full[0] if full else changeable_weights(run.agent.backbone)).values())
-        if run.solver2 is not None:
-            weights += list(run.solver2.state_dict().values())
-        if weights_finite(weights):
-            state = run.state
-            if run.writer is not None:
-                state.memory_adds, state.memory_queries = run.writer.adds, run.writer.queries
-            state.seconds = time.time() - run.t_epoch
-            run.log.sync()  # the metrics lines up to this step are on disk before the checkpoint
-            path = save_checkpoint(run.run_dir, run.agent.backbone, run.optimizer, run.scheduler, run.pos,
-                                   run.cfg.to_dict(), run.solver2, run.bank, full, state.to_dict(),
-                                   keep=run.cfg.keep_checkpoints)
-        else:
-            print(f"warning: weights are NaN or infinite at step {run.pos.step}: checkpoint not written, "
-                  "the last good one is kept", file=sys.stderr)
-    dist.barrier()
-    return path
 
 
 def train(cfg: TrainConfig, resume: str | Path | None = None,
