@@ -230,7 +230,7 @@ def test_too_many_pairs(write_json):
 def test_deep_nesting(tmp_path):
     path = tmp_path / "deep.json"
     path.write_text("[" * 100000 + "]" * 100000)
-    with pytest.raises(DataError, match="deep.json: JSON nested too deeply"):
+    with pytest.raises(DataError, match="deep.json: nested deeper than 32 levels at line 1 column 33"):
         load_tasks(path)
 
 
