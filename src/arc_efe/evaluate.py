@@ -36,6 +36,7 @@ from . import distributed as dist
 from .agent import Agent
 from .backbone import BackboneConfig, load_backbone, load_trainable
 from .checkpoint import latest_checkpoint
+from .config import read_run_config
 from .data import Task, grids_equal
 from .device import default_dtype
 from .display import side_by_side
@@ -57,14 +58,11 @@ def load_agent(run_dir: Path | None, model_name: str, device: torch.device):
     if run_dir is None:
         backbone = load_backbone(BackboneConfig(model_name=model_name), device, torch.float32)
         return Agent(backbone).eval(), None, None, 2048
-    try:
-        cfg = json.loads((run_dir / "config.json").read_text())
-    except (OSError, ValueError) as e:
-        raise ArcEfeError(f"{run_dir}/config.json: cannot read the run's settings ({e})") from None
+    cfg = read_run_config(run_dir)
     ckpt = latest_checkpoint(run_dir)
-    weight_dtype = dtype if cfg.get("mode") in ("frozen", "lora") else torch.float32
-    backbone = load_backbone(BackboneConfig(model_name=cfg["model_name"], mode=cfg["mode"],
-                                            lora_rank=cfg["lora_rank"], lora_alpha=cfg["lora_alpha"]),
+    weight_dtype = dtype if cfg.mode in ("frozen", "lora") else torch.float32
+    backbone = load_backbone(BackboneConfig(model_name=cfg.model_name, mode=cfg.mode,
+                                            lora_rank=cfg.lora_rank, lora_alpha=cfg.lora_alpha),
                              device, weight_dtype)
     for p in backbone.get_output_embeddings().parameters():  # saved in float32 by training
         p.data = p.data.float()
@@ -72,10 +70,10 @@ def load_agent(run_dir: Path | None, model_name: str, device: torch.device):
     solver2 = bank = None
     if (ckpt / "memory.json").exists() and (ckpt / "solver2.safetensors").exists():
         hidden = backbone.get_input_embeddings().embedding_dim
-        solver2 = Solver2(hidden, top_k=cfg.get("memory_top_k", 4)).to(device)
+        solver2 = Solver2(hidden, top_k=cfg.memory_top_k).to(device)
         solver2.load_state_dict(read_safetensors(ckpt / "solver2.safetensors", "Solver2 checkpoint"))
         bank = MemoryBank.load(ckpt)
-    return Agent(backbone).eval(), solver2, bank, int(cfg.get("max_len", 2048))
+    return Agent(backbone).eval(), solver2, bank, cfg.max_len
 
 
 def memory_function(agent: Agent, solver2: Solver2 | None, bank: MemoryBank | None) -> MemoryFn | None:
