@@ -176,7 +176,7 @@ def test_non_integer_cell(write_json, cell):
     t = small_task(0)
     t["train"][1]["input"][0][1] = cell
     msg, _ = _error(write_json, t)
-    assert msg.endswith(f"task badtask, train[1].input row 0 col 1 is {cell!r}, not an integer colour")
+    assert msg.endswith(f"task badtask, train[1].input row 0 col 1 is {json.dumps(cell)}, not an integer colour")
 
 
 def test_grid_too_large(write_json):

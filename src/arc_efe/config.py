@@ -6,7 +6,6 @@ Flag names keep the users' own (`--agent-lr`, `--no-freeze-qwen`, `--max-batches
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import types
 import typing
@@ -15,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from .backbone import PRESETS as MODEL_PRESETS
-from .data import MAX_SHOWN, json_kind
+from .data import json_kind, shown
 from .errors import ConfigError
 from .jsonfile import read_json
 from .loss import DEFAULT_WEIGHTS
@@ -154,7 +153,7 @@ def _checked(value: Any, hint: Any, source: str, key: str) -> Any:
     expected = " or ".join(_TYPE_WORDS.get(o, str(o)) for o in options if o is not type(None))
     if type(None) in options:
         expected += " or null"
-    raise ConfigError(f"{source}: '{key}' is {_quoted(value)}, expected {expected}")
+    raise ConfigError(f"{source}: '{key}' is {shown(value)}, expected {expected}")
 
 
 def _fits(value: Any, option: Any) -> bool:
@@ -171,12 +170,6 @@ def _fits(value: Any, option: Any) -> bool:
 
 _TYPE_WORDS = {int: "a whole number", float: "a finite number", str: "a string",
                bool: "true or false", dict[str, float]: "an object of numbers {name: number}"}
-
-
-def _quoted(value: Any) -> str:
-    """A value as the JSON file spells it, cut short: "five", [1, 2], null, NaN."""
-    text = json.dumps(value)
-    return text if len(text) <= MAX_SHOWN else text[: MAX_SHOWN - 3] + "..."
 
 
 def add_train_args(p: argparse.ArgumentParser) -> None:

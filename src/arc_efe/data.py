@@ -11,6 +11,7 @@ raises one `DataError` naming the file, the task and the field of the first prob
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -165,6 +166,10 @@ def json_kind(value: Any) -> str:
 
 
 def shown(value: Any) -> str:
-    """`repr(value)` for an error message, cut to MAX_SHOWN characters."""
-    text = repr(value)
+    """A value for an error message as the JSON file spells it ("3", true, null, NaN), cut
+    to MAX_SHOWN characters."""
+    try:
+        text = json.dumps(value)
+    except (TypeError, ValueError):  # not plain JSON data (a DuplicateKeys, say)
+        text = repr(value)
     return text if len(text) <= MAX_SHOWN else text[: MAX_SHOWN - 3] + "..."

@@ -57,7 +57,7 @@ class DuplicateKeys:
         self.key = key  # the first key named twice
 
     def __repr__(self) -> str:
-        return "{" + ", ".join(f"{k!r}: {v!r}" for k, v in self.pairs) + "}"
+        return "{" + ", ".join(f"{json.dumps(k)}: {v!r}" for k, v in self.pairs) + "}"
 
 
 def read_json(path: Path, name: str, error: Callable[[str], Exception] = DataError,
