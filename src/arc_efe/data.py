@@ -104,8 +104,11 @@ def parse_grid(value: Any, place: str) -> Grid:
     for row in value:
         cell_types.update(map(type, row))
     if cell_types == {int}:
-        arr = np.asarray(value, dtype=np.int64)
-        if arr.min() >= 0 and arr.max() < NUM_COLOURS:
+        try:
+            arr = np.asarray(value, dtype=np.int64)
+        except OverflowError:  # a cell past 64 bits: left to the check below, which names it
+            arr = None
+        if arr is not None and arr.min() >= 0 and arr.max() < NUM_COLOURS:
             return arr.astype(np.uint8)
     for i, row in enumerate(value):
         for j, cell in enumerate(row):
