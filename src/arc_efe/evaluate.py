@@ -332,7 +332,10 @@ def solve(args: argparse.Namespace) -> int:
 
 
 def merge(args: argparse.Namespace) -> int:
-    """Combine shard submissions (files, or folders holding submission.json) into one."""
+    """Combine shard submissions (files, or folders holding submission.json) into one.
+
+    Every input is read before anything is written: a bad shard or --data leaves no output."""
+    tasks = load_tasks(args.data, args.solutions, args.skip_invalid).tasks if args.data else None
     merged: dict[str, list] = {}
     origin: dict[str, str] = {}
     for name in args.shards:
@@ -343,7 +346,6 @@ def merge(args: argparse.Namespace) -> int:
             merged[task_id], origin[task_id] = entries, str(path)
     write_submission(args.out, merged)
     print(f"wrote {args.out} ({len(merged)} tasks from {len(args.shards)} submissions)")
-    if args.data:
-        tasks = load_tasks(args.data, args.solutions, args.skip_invalid).tasks
+    if tasks is not None:
         print("\n".join(report_lines(score_submission(merged, [t for t in tasks if t.id in merged]), per_task=False)))
     return 0
