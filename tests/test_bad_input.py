@@ -190,6 +190,14 @@ def _write(path, content):
     return path
 
 
+def test_brackets_inside_strings_do_not_count(tmp_path):
+    """Task ids full of brackets (one with an escaped quote) are valid, however many."""
+    ids = ["[" * 40, '\\"{' * 40, "]" * 40 + "[" * 80]
+    path = tmp_path / "odd_ids.json"
+    path.write_text(json.dumps({tid: small_task(k) for k, tid in enumerate(ids)}, indent=1))
+    assert [t.id for t in load_tasks(path).tasks] == ids
+
+
 @pytest.mark.parametrize("kind,content,message", FILE_KINDS, ids=[k[0] for k in FILE_KINDS])
 def test_bad_file(tmp_path, capsys, kind, content, message):
     bad = _write(tmp_path / "bad.json", content)

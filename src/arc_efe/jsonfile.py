@@ -127,16 +127,14 @@ def loads(data: bytes, keep_duplicates: bool = False) -> Any:
 def check_depth(data: bytes) -> None:
     """Refuse JSON nested deeper than MAX_JSON_DEPTH, without parsing it.
 
-    Brackets inside strings do not count. The cost is a few percent of `json.loads`: the
-    string pattern meets a handful of short keys per task, and the counting runs in C
-    (`bytes.translate` keeps the brackets alone, numpy sums them).
+    Brackets inside strings do not count. The cost is a few percent of `json.loads`: strings
+    are dropped by one regular-expression pass, `bytes.translate` keeps the brackets alone and
+    numpy sums them; only when the limit is passed are the strings blanked in place instead,
+    to find the line and column.
     """
     if data.count(b"[") + data.count(b"{") <= MAX_JSON_DEPTH:
         return  # too few to nest that deep, strings or not
-    brackets = _blank_strings(data).translate(None, _NOT_BRACKETS)
-    if len(brackets) <= MAX_JSON_DEPTH:
-        return
-    codes = np.frombuffer(brackets, dtype=np.uint8)
+    codes = np.frombuffer(_STRING.sub(b'""', data).translate(None, _NOT_BRACKETS), dtype=np.uint8)
     depth = 0
     for start in range(0, len(codes), _CHUNK):  # in slices: bounded memory on a huge file
         chunk = codes[start:start + _CHUNK]
@@ -149,7 +147,7 @@ def check_depth(data: bytes) -> None:
 
 
 def _nth_bracket(data: bytes, n: int) -> int:
-    """Byte offset of the n-th (from 0) bracket outside strings; only on the error path."""
+    """Byte offset of the n-th (from 0) bracket outside strings."""
     codes = np.frombuffer(_blank_strings(data), dtype=np.uint8)
     return int(np.flatnonzero(np.isin(codes, np.frombuffer(b"[]{}", dtype=np.uint8)))[n])
 
