@@ -132,9 +132,10 @@ def check_depth(data: bytes) -> None:
     numpy sums them; only when the limit is passed are the strings blanked in place instead,
     to find the line and column.
     """
-    if data.count(b"[") + data.count(b"{") <= MAX_JSON_DEPTH:
-        return  # too few to nest that deep, strings or not
-    codes = np.frombuffer(_STRING.sub(b'""', data).translate(None, _NOT_BRACKETS), dtype=np.uint8)
+    brackets = _STRING.sub(b'""', data).translate(None, _NOT_BRACKETS)
+    if len(brackets) <= MAX_JSON_DEPTH:
+        return  # too few to nest that deep (a short metrics line, say)
+    codes = np.frombuffer(brackets, dtype=np.uint8)
     depth = 0
     for start in range(0, len(codes), _CHUNK):  # in slices: bounded memory on a huge file
         chunk = codes[start:start + _CHUNK]
