@@ -24,7 +24,7 @@ import numpy as np
 
 from .errors import DataError, SourceError
 
-# Far above any ARC set (ARC-AGI-2 training is under 40 MB even indented as Kaggle ships it).
+# Far above any ARC set (ARC-AGI-2 training: 4 MB compact, 23 MB indented with json's indent=2).
 MAX_FILE_BYTES = 256 * 1024 * 1024
 # ARC layouts need 6 levels ({id: {"train": [{"input": [[cell]]}]}}); submissions and configs fewer.
 MAX_JSON_DEPTH = 32
