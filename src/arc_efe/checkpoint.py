@@ -32,8 +32,9 @@ import torch
 from safetensors.torch import save_file
 
 from .backbone import load_trainable, save_trainable
-from .errors import ArcEfeError
+from .errors import ArcEfeError, SourceError
 from .files import atomic_write_text, read_safetensors
+from .jsonfile import read_json
 from .memory import MemoryBank
 from .sharding import shard_optimizer_state
 
@@ -157,10 +158,12 @@ def verify_checkpoint(path: Path) -> None:
             return
         raise CheckpointError(f"{path}: not a complete checkpoint (no {MANIFEST})")
     try:
-        files = json.loads(mpath.read_text())["files"]
+        files = read_json(mpath, str(mpath), error=CheckpointError)["files"]
         expected = {str(k): (int(v["bytes"]), str(v["sha256"])) for k, v in files.items()}
-    except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
+    except (KeyError, TypeError, ValueError, AttributeError) as e:
         raise CheckpointError(f"{mpath}: unreadable manifest ({e})") from None
+    except SourceError as e:
+        raise CheckpointError(str(e)) from None
     for fname, (size, digest) in expected.items():
         f = path / fname
         if not f.is_file():
@@ -261,19 +264,24 @@ def load_checkpoint(path: Path, model: torch.nn.Module, optimizer, scheduler,
     the loop's saved state. The checkpoint is verified against its manifest first."""
     verify_checkpoint(path)
     bank = restore_weights(path, model, optimizer, solver2)
+    meta_path = path / "meta.json"
+    meta = read_json(meta_path, str(meta_path), error=ArcEfeError)
     try:
-        meta = json.loads((path / "meta.json").read_text())
+        pos = Position(*(int(meta[k]) for k in ("step", "epoch", "batch", "epochs_done")))
+        state = dict(meta.get("state") or {})
+    except (KeyError, TypeError, ValueError, AttributeError) as e:
+        raise ArcEfeError(f"{meta_path}: not a checkpoint's meta.json (bad or missing {e})") from None
+    try:
         scheduler.load_state_dict(load_plain(path / "optimizer.pt", "the scheduler state")["scheduler"])
-        pos = Position(int(meta["step"]), int(meta["epoch"]), int(meta["batch"]), int(meta["epochs_done"]))
-    except (OSError, ValueError, KeyError, TypeError) as e:
-        raise ArcEfeError(f"{path}: checkpoint cannot be loaded: {e}") from None
+    except (KeyError, TypeError, ValueError) as e:
+        raise ArcEfeError(f"{path / 'optimizer.pt'}: no usable scheduler state ({e})") from None
     rng = read_safetensors(path / "rng.safetensors", "checkpoint RNG state")
     torch.set_rng_state(rng["cpu"])
     if torch.cuda.is_available():
         states = [rng[k] for k in sorted(rng) if k.startswith("cuda")]
         if len(states) == torch.cuda.device_count():
             torch.cuda.set_rng_state_all(states)
-    return pos, bank, dict(meta.get("state") or {})
+    return pos, bank, state
 
 
 def weights_finite(tensors) -> bool:

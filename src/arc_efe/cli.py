@@ -158,7 +158,7 @@ def config_for_resume(run_dir: Path, args: argparse.Namespace):
     saved, _ = load_run(run_dir)
     if not saved:
         raise ArcEfeError(f"{run_dir}: no config.json; is this a run folder?")
-    cfg = TrainConfig.from_dict(saved)
+    cfg = TrainConfig.from_dict(saved, source=str(run_dir / "config.json"))
     defaults = TrainConfig()
     for name in ("epochs", "max_batches", "device"):
         value = getattr(args, name)

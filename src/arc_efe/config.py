@@ -6,12 +6,17 @@ Flag names keep the users' own (`--agent-lr`, `--no-freeze-qwen`, `--max-batches
 from __future__ import annotations
 
 import argparse
+import math
+import types
+import typing
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 from .backbone import PRESETS as MODEL_PRESETS
+from .data import json_kind, shown
 from .errors import ConfigError
+from .jsonfile import read_json
 from .loss import DEFAULT_WEIGHTS
 
 # The users' three settings (agent learning rate, weight decay).
@@ -122,11 +127,61 @@ class TrainConfig:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "TrainConfig":
-        names = {f.name for f in fields(cls)}
-        cfg = cls(**{k: v for k, v in d.items() if k in names and k != "preset"})
-        cfg.preset = d.get("preset")
+    def from_dict(cls, d: Any, source: str = "config") -> "TrainConfig":
+        """The config saved as `d` (a run's config.json), checked like the flags are.
+
+        A value of the wrong type or out of range is a ConfigError naming `source` and the key,
+        not a TypeError deep inside training. Unknown keys are ignored (older or newer runs).
+        """
+        if not isinstance(d, dict):
+            raise ConfigError(f"{source}: top level is {json_kind(d)}, expected an object of settings")
+        hints = typing.get_type_hints(cls)
+        values = {k: _checked(v, hints[k], source, k) for k, v in d.items() if k in hints}
+        preset = values.pop("preset", None)  # its values are already in the saved settings
+        try:
+            cfg = cls(**values)
+        except ConfigError as e:
+            raise ConfigError(f"{source}: {e}") from None
+        cfg.preset = preset
         return cfg
+
+
+def read_run_config(run_dir: str | Path) -> TrainConfig:
+    """The settings a training run saved in RUN_DIR/config.json."""
+    path = Path(run_dir) / "config.json"
+    if not path.is_file():
+        raise ConfigError(f"{path}: no such file (is {run_dir} a training run folder?)")
+    return TrainConfig.from_dict(read_json(path, str(path), error=ConfigError), source=str(path))
+
+
+def _checked(value: Any, hint: Any, source: str, key: str) -> Any:
+    """`value` for a field annotated `hint` (an int where a float goes becomes a float)."""
+    options = typing.get_args(hint) if isinstance(hint, types.UnionType) else (hint,)
+    for option in options:
+        if _fits(value, option):
+            if option is float:
+                return float(value)
+            return {k: float(v) for k, v in value.items()} if isinstance(value, dict) else value
+    expected = " or ".join(_TYPE_WORDS.get(o, str(o)) for o in options if o is not type(None))
+    if type(None) in options:
+        expected += " or null"
+    raise ConfigError(f"{source}: '{key}' is {shown(value)}, expected {expected}")
+
+
+def _fits(value: Any, option: Any) -> bool:
+    if option is type(None) or value is None:
+        return option is type(None) and value is None
+    if option is bool or isinstance(value, bool):  # JSON true/false only where a flag goes
+        return option is bool and isinstance(value, bool)
+    if option is float:
+        return isinstance(value, (int, float)) and math.isfinite(value)
+    if typing.get_origin(option) is dict:  # the loss weights: {component: number}
+        return isinstance(value, dict) and all(_fits(v, float) for v in value.values())
+    return isinstance(value, option)
+
+
+_TYPE_WORDS = {int: "a whole number", float: "a finite number", str: "a string",
+               bool: "true or false", dict[str, float]: "an object of numbers {name: number}"}
 
 
 def add_train_args(p: argparse.ArgumentParser) -> None:

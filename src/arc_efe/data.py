@@ -11,12 +11,14 @@ raises one `DataError` naming the file, the task and the field of the first prob
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from .errors import DataError
+from .jsonfile import DuplicateKeys
 
 MAX_SIDE = 30
 NUM_COLOURS = 10
@@ -24,6 +26,8 @@ NUM_COLOURS = 10
 # a task with more is almost certainly a malformed file, and refusing it keeps memory bounded.
 MAX_TRAIN_PAIRS = 64
 MAX_TEST_PAIRS = 16
+# Longest value quoted in an error message: a megabyte-long string cell must not make the line.
+MAX_SHOWN = 40
 
 Grid = np.ndarray
 
@@ -78,14 +82,14 @@ def parse_grid(value: Any, place: str) -> Grid:
     if isinstance(value, np.ndarray):
         value = value.tolist()
     if not isinstance(value, list):
-        raise DataError(f"{place} is {_kind(value)}, not a list of rows")
+        raise DataError(f"{place} is {json_kind(value)}, not a list of rows")
     if not value:
         raise DataError(f"{place} has no rows")
     if len(value) > MAX_SIDE:
         raise DataError(f"{place} has {len(value)} rows, at most {MAX_SIDE} allowed")
     for i, row in enumerate(value):
         if not isinstance(row, list):
-            raise DataError(f"{place} row {i} is {_kind(row)}, not a list of cells")
+            raise DataError(f"{place} row {i} is {json_kind(row)}, not a list of cells")
     width = len(value[0])
     if width == 0:
         raise DataError(f"{place} row 0 is empty")
@@ -100,30 +104,35 @@ def parse_grid(value: Any, place: str) -> Grid:
     for row in value:
         cell_types.update(map(type, row))
     if cell_types == {int}:
-        arr = np.asarray(value, dtype=np.int64)
-        if arr.min() >= 0 and arr.max() < NUM_COLOURS:
+        try:
+            arr = np.asarray(value, dtype=np.int64)
+        except OverflowError:  # a cell past 64 bits: left to the check below, which names it
+            arr = None
+        if arr is not None and arr.min() >= 0 and arr.max() < NUM_COLOURS:
             return arr.astype(np.uint8)
     for i, row in enumerate(value):
         for j, cell in enumerate(row):
             if isinstance(cell, bool) or not isinstance(cell, int):
-                raise DataError(f"{place} row {i} col {j} is {cell!r}, not an integer colour")
+                raise DataError(f"{place} row {i} col {j} is {shown(cell)}, not an integer colour")
             if not 0 <= cell < NUM_COLOURS:
-                raise DataError(f"{place} row {i} col {j} is colour {cell}, colours are 0-9")
+                raise DataError(f"{place} row {i} col {j} is colour {shown(cell)}, colours are 0-9")
     raise AssertionError("unreachable: grid passed every check but the fast path")  # pragma: no cover
 
 
 def parse_task(raw: Any, file: str, task_id: str) -> Task:
     """Validate one task object `{"train": [...], "test": [...]}` read from `file`."""
     where = f"{file}: task {task_id}"
+    if isinstance(raw, DuplicateKeys):
+        raise DataError(f"{where} has the key {raw.key!r} twice; keep one")
     if not isinstance(raw, dict):
-        raise DataError(f"{where} is {_kind(raw)}, not an object with 'train' and 'test'")
+        raise DataError(f"{where} is {json_kind(raw)}, not an object with 'train' and 'test'")
     pairs = {}
     for split, limit in (("train", MAX_TRAIN_PAIRS), ("test", MAX_TEST_PAIRS)):
         if split not in raw:
             raise DataError(f"{where} has no '{split}' key")
         items = raw[split]
         if not isinstance(items, list):
-            raise DataError(f"{where}, '{split}' is {_kind(items)}, not a list of pairs")
+            raise DataError(f"{where}, '{split}' is {json_kind(items)}, not a list of pairs")
         if not items:
             raise DataError(f"{where}, '{split}' is empty: at least one pair is needed")
         if len(items) > limit:
@@ -136,8 +145,10 @@ def parse_task(raw: Any, file: str, task_id: str) -> Task:
 
 
 def _parse_pair(raw: Any, place: str, output_required: bool) -> Pair:
+    if isinstance(raw, DuplicateKeys):
+        raise DataError(f"{place} has the key {raw.key!r} twice; keep one")
     if not isinstance(raw, dict):
-        raise DataError(f"{place} is {_kind(raw)}, not an object with 'input' and 'output'")
+        raise DataError(f"{place} is {json_kind(raw)}, not an object with 'input' and 'output'")
     if "input" not in raw:
         raise DataError(f"{place} has no 'input' key")
     grid_in = parse_grid(raw["input"], f"{place}.input")
@@ -148,9 +159,20 @@ def _parse_pair(raw: Any, place: str, output_required: bool) -> Pair:
     return Pair(grid_in, parse_grid(raw["output"], f"{place}.output"))
 
 
-def _kind(value: Any) -> str:
+def json_kind(value: Any) -> str:
+    """What a parsed JSON value is, in JSON's words: "null", "a list", "an object", ..."""
     if value is None:
         return "null"
-    names = {dict: "an object", list: "a list", str: "a string", bool: "a boolean",
-             int: "a number", float: "a number"}
+    names = {dict: "an object", DuplicateKeys: "an object", list: "a list", str: "a string",
+             bool: "a boolean", int: "a number", float: "a number"}
     return names.get(type(value), type(value).__name__)
+
+
+def shown(value: Any) -> str:
+    """A value for an error message as the JSON file spells it ("3", true, null, NaN), cut
+    to MAX_SHOWN characters."""
+    try:
+        text = json.dumps(value)
+    except (TypeError, ValueError):  # not plain JSON data (a DuplicateKeys, say)
+        text = repr(value)
+    return text if len(text) <= MAX_SHOWN else text[: MAX_SHOWN - 3] + "..."

@@ -18,7 +18,6 @@ is >= 0, about 1.0 for a uniform guess and 0 for a perfect answer.
 
 from __future__ import annotations
 
-import json
 import math
 import statistics
 import textwrap
@@ -26,8 +25,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable
 
-from .errors import ArcEfeError
+from .data import json_kind
+from .errors import ArcEfeError, ConfigError
 from .files import atomic_write_text, read_jsonl
+from .jsonfile import read_json
 
 COMPONENTS = ("risk", "ambiguity", "consistency", "bidirectional", "step")
 
@@ -526,14 +527,9 @@ def load_run(run_dir: str | Path) -> tuple[dict, list[dict]]:
     config: dict = {}
     config_path = run_dir / "config.json"
     if config_path.is_file():
-        try:
-            config = json.loads(config_path.read_text(encoding="utf-8"))
-        except (json.JSONDecodeError, UnicodeDecodeError) as e:
-            raise ArcEfeError(f"{config_path}: not valid JSON ({e})") from None
-        except OSError as e:
-            raise ArcEfeError(f"{config_path}: cannot read ({e.strerror or e})") from None
+        config = read_json(config_path, str(config_path), error=ConfigError)
         if not isinstance(config, dict):
-            raise ArcEfeError(f"{config_path}: expected a JSON object, got {type(config).__name__}")
+            raise ConfigError(f"{config_path}: top level is {json_kind(config)}, expected an object of settings")
     records = read_jsonl(run_dir / "metrics.jsonl", "is this a training run folder?")
     return config, records
 

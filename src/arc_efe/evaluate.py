@@ -36,6 +36,7 @@ from . import distributed as dist
 from .agent import Agent
 from .backbone import BackboneConfig, load_backbone, load_trainable
 from .checkpoint import find_checkpoint
+from .config import read_run_config
 from .data import Task, grids_equal
 from .device import default_dtype
 from .display import side_by_side
@@ -60,14 +61,11 @@ def load_agent(run_dir: Path | None, model_name: str, device: torch.device):
     chosen = None
     if run_dir.parent.name == "checkpoints":  # a checkpoint folder of a run: that one, not the latest
         run_dir, chosen = run_dir.parent.parent, run_dir.name
-    try:
-        cfg = json.loads((run_dir / "config.json").read_text())
-    except (OSError, ValueError) as e:
-        raise ArcEfeError(f"{run_dir}/config.json: cannot read the run's settings ({e})") from None
+    cfg = read_run_config(run_dir)
     ckpt = find_checkpoint(run_dir, chosen)  # verified against its manifest
-    weight_dtype = dtype if cfg.get("mode") in ("frozen", "lora") else torch.float32
-    backbone = load_backbone(BackboneConfig(model_name=cfg["model_name"], mode=cfg["mode"],
-                                            lora_rank=cfg["lora_rank"], lora_alpha=cfg["lora_alpha"]),
+    weight_dtype = dtype if cfg.mode in ("frozen", "lora") else torch.float32
+    backbone = load_backbone(BackboneConfig(model_name=cfg.model_name, mode=cfg.mode,
+                                            lora_rank=cfg.lora_rank, lora_alpha=cfg.lora_alpha),
                              device, weight_dtype)
     for p in backbone.get_output_embeddings().parameters():  # saved in float32 by training
         p.data = p.data.float()
@@ -75,10 +73,10 @@ def load_agent(run_dir: Path | None, model_name: str, device: torch.device):
     solver2 = bank = None
     if (ckpt / "memory.json").exists() and (ckpt / "solver2.safetensors").exists():
         hidden = backbone.get_input_embeddings().embedding_dim
-        solver2 = Solver2(hidden, top_k=cfg.get("memory_top_k", 4)).to(device)
+        solver2 = Solver2(hidden, top_k=cfg.memory_top_k).to(device)
         solver2.load_state_dict(read_safetensors(ckpt / "solver2.safetensors", "Solver2 checkpoint"))
         bank = MemoryBank.load(ckpt)
-    return Agent(backbone).eval(), solver2, bank, int(cfg.get("max_len", 2048))
+    return Agent(backbone).eval(), solver2, bank, cfg.max_len
 
 
 def memory_function(agent: Agent, solver2: Solver2 | None, bank: MemoryBank | None) -> MemoryFn | None:
@@ -339,7 +337,10 @@ def solve(args: argparse.Namespace) -> int:
 
 
 def merge(args: argparse.Namespace) -> int:
-    """Combine shard submissions (files, or folders holding submission.json) into one."""
+    """Combine shard submissions (files, or folders holding submission.json) into one.
+
+    Every input is read before anything is written: a bad shard or --data leaves no output."""
+    tasks = load_tasks(args.data, args.solutions, args.skip_invalid).tasks if args.data else None
     merged: dict[str, list] = {}
     origin: dict[str, str] = {}
     for name in args.shards:
@@ -350,7 +351,6 @@ def merge(args: argparse.Namespace) -> int:
             merged[task_id], origin[task_id] = entries, str(path)
     write_submission(args.out, merged)
     print(f"wrote {args.out} ({len(merged)} tasks from {len(args.shards)} submissions)")
-    if args.data:
-        tasks = load_tasks(args.data, args.solutions, args.skip_invalid).tasks
+    if tasks is not None:
         print("\n".join(report_lines(score_submission(merged, [t for t in tasks if t.id in merged]), per_task=False)))
     return 0

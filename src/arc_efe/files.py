@@ -44,6 +44,7 @@ def read_jsonl(path: str | Path, missing_hint: str) -> list[dict]:
     a missing file, with `missing_hint` saying what was expected.
     """
     from .errors import ArcEfeError
+    from .jsonfile import JSONLimitError, loads
 
     try:
         text = Path(path).read_bytes().decode("utf-8", errors="replace")
@@ -54,12 +55,16 @@ def read_jsonl(path: str | Path, missing_hint: str) -> list[dict]:
     numbered = [(i, line) for i, line in enumerate(text.splitlines(), 1) if line.strip()]
     records = []
     for k, (lineno, line) in enumerate(numbered):
+        data = line.encode("utf-8")
         try:
-            rec = json.loads(line)
+            rec = loads(data)  # with the depth and number limits of task files
         except json.JSONDecodeError as e:
             if k == len(numbered) - 1:
                 break   # the last line was cut off mid-write
             raise ArcEfeError(f"{path}: line {lineno} is not valid JSON ({e.msg})") from None
+        except JSONLimitError as e:
+            where = "" if e.offset is None else f" at column {e.offset + 1}"
+            raise ArcEfeError(f"{path}: line {lineno}: {e}{where}") from None
         if not isinstance(rec, dict):
             raise ArcEfeError(f"{path}: line {lineno}: expected a JSON object, got {type(rec).__name__}")
         records.append(rec)

@@ -19,7 +19,6 @@ corrupt or mismatched file raises an error naming it.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
@@ -30,6 +29,7 @@ from safetensors.torch import save as st_save
 
 from .errors import ArcEfeError
 from .files import atomic_write_bytes, atomic_write_json, read_safetensors
+from .jsonfile import read_json
 
 FAISS_MIN_SIZE = 20_000
 
@@ -147,12 +147,13 @@ class MemoryBank:
         folder = Path(folder)
         tpath, jpath = folder / "memory.safetensors", folder / "memory.json"
         tensors = read_safetensors(tpath, "memory bank")
+        info = read_json(jpath, str(jpath), error=ArcEfeError)
         try:
-            info = json.loads(jpath.read_text(encoding="utf-8"))
             dim, capacity, entries = int(info["dim"]), int(info["capacity"]), list(info["entries"])
-        except OSError as e:
-            raise ArcEfeError(f"{jpath}: cannot read memory bank metadata ({e.strerror or e})") from None
-        except (ValueError, KeyError, TypeError) as e:
+            for i, m in enumerate(entries):
+                if not isinstance(m, dict) or "task_id" not in m or not isinstance(m.get("risk"), (int, float)):
+                    raise ValueError(f"entry {i} needs a task_id and a numeric risk")
+        except (ValueError, KeyError, TypeError, AttributeError) as e:
             raise ArcEfeError(f"{jpath}: malformed memory bank metadata ({e})") from None
         keys, values = tensors.get("keys"), tensors.get("values")
         if keys is None or values is None:

