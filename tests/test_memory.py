@@ -92,7 +92,11 @@ def test_corrupt_or_mismatched_bank_is_a_clear_error(tmp_path):
     with pytest.raises(ArcEfeError, match="do not match 2 entries"):
         MemoryBank.load(tmp_path)
     (tmp_path / "memory.json").write_text("{")
-    with pytest.raises(ArcEfeError, match="memory.json: malformed"):
+    with pytest.raises(ArcEfeError, match="memory.json: not valid JSON"):
+        MemoryBank.load(tmp_path)
+    meta["entries"][0] = {"task_id": "a"}  # no risk
+    (tmp_path / "memory.json").write_text(json.dumps(meta))
+    with pytest.raises(ArcEfeError, match=r"memory.json: malformed memory bank metadata \(entry 0 needs"):
         MemoryBank.load(tmp_path)
 
 

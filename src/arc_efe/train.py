@@ -3,9 +3,11 @@
 Each optimizer step: set the learning rate; build the step's micro-batches (each query seen
 through a random view, a second view for the consistency term, and its inverse task for the
 bidirectional term); forward and backward each micro-batch with the loss normalised per
-answer token over the whole step; clip; step (or skip a non-finite step); log; call the
-step callbacks. Each epoch: training and validation accuracy, the report in the users'
-words, the diagnosis, a checkpoint. At the end: the HTML run report (report.py).
+answer token over the whole step; clip; step (or skip a non-finite step, and roll back after
+too many: guard.py); log; call the step callbacks; a checkpoint every --save-every-steps, and
+on SIGINT/SIGTERM before stopping (stopping.py). Each epoch: training and validation accuracy,
+the report in the users' words, the diagnosis, a checkpoint. At the end: the HTML run report
+(report.py).
 """
 
 from __future__ import annotations
