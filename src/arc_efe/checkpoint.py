@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from safetensors import SafetensorError
 from safetensors.torch import save_file
 
 from .backbone import load_trainable, save_trainable
@@ -96,18 +97,28 @@ def save_checkpoint(run_dir: Path, model: torch.nn.Module, optimizer, scheduler,
         os.replace(tmp, final)
         _fsync_dir(ckpt_root)
         atomic_write_text(ckpt_root / "latest", name + "\n")
-    except OSError as e:
+    except (OSError, RuntimeError, SafetensorError) as e:
+        # torch.save and safetensors report a full disk as RuntimeError / SafetensorError
+        full = _is_disk_full(e, ckpt_root)
         shutil.rmtree(tmp, ignore_errors=True)
-        raise ArcEfeError(_write_failed(run_dir, name, e)) from None
+        raise ArcEfeError(disk_full(run_dir, final) if full else _write_failed(run_dir, name, e)) from None
     _prune(ckpt_root, keep)
     return final
 
 
-def _write_failed(run_dir: Path, name: str, e: OSError) -> str:
-    if e.errno == errno.ENOSPC:
-        return disk_full(run_dir, run_dir / "checkpoints" / name)
-    return (f"{run_dir}/checkpoints: cannot write checkpoint {name}: {e.strerror or e}"
-            + (f" ({e.filename})" if e.filename else "") + f"; {_last_kept(run_dir)}")
+def _is_disk_full(e: BaseException, folder: Path) -> bool:
+    if getattr(e, "errno", None) == errno.ENOSPC or "No space left" in str(e) or "os error 28" in str(e):
+        return True
+    try:
+        return shutil.disk_usage(folder).free < 1 << 20  # checked before the partial files go
+    except OSError:
+        return False
+
+
+def _write_failed(run_dir: Path, name: str, e: BaseException) -> str:
+    what = (e.strerror or str(e)) if isinstance(e, OSError) else str(e).strip().splitlines()[0]
+    where = f" ({e.filename})" if isinstance(e, OSError) and e.filename else ""
+    return f"{run_dir}/checkpoints: cannot write checkpoint {name}: {what}{where}; {_last_kept(run_dir)}"
 
 
 def disk_full(run_dir: Path, writing: str | Path | None) -> str:

@@ -167,7 +167,7 @@ def _check_nonfinite(steps: list[dict], epochs: list[dict]) -> list[Finding]:
         saw.append(f"NaN or infinite values in {' and '.join(parts)}; the first at {_where(rec)} ({what})")
     if skipped:
         total = sum(n for _, n in skipped)
-        saw.append(f"the training loop skipped {total} step(s) because the loss was NaN or infinite, "
+        saw.append(f"the training loop skipped {total} step(s) because the loss or gradient was NaN or infinite, "
                    f"first in epoch {skipped[0][0]}")
     return [Finding(
         "problem", "loss became NaN or infinite", "; ".join(saw),

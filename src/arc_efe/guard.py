@@ -133,10 +133,10 @@ def roll_back(run) -> None:
                 run.writer.bank = bank
         where = f"went back to checkpoint {ckpt.name}"
     else:
-        # No checkpoint yet: the weights never took a bad step, but the optimizer's moments may
-        # carry the blow-up; start them again.
+        # No checkpoint verifies (the step-0 one could not be written): the weights never took a
+        # bad step, but the optimizer's moments may carry the blow-up; start them again.
         run.optimizer.state.clear()
-        where = "no checkpoint yet: kept the weights and reset the optimizer"
+        where = "kept the weights (no good checkpoint to go back to), cleared the optimizer's moments"
     factor = cfg.rollback_lr_factor
     scheduler = run.scheduler
     scheduler.base_lrs = [b * factor for b in scheduler.base_lrs]

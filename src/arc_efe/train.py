@@ -407,6 +407,8 @@ def _fit(run: Run, callbacks: Sequence[StepCallback], stop: StopRequests) -> Non
     n_micro = run.data.batches_per_epoch(cfg)
     t_start = time.time()
     callbacks = ([run.writer] if run.writer is not None else []) + list(callbacks)
+    if pos.step == 0:  # the starting weights: what a rollback before any other checkpoint goes back to
+        checkpoint(run)
     for epoch in range(pos.epoch, cfg.epochs):
         b = pos.batch if epoch == pos.epoch else 0
         if b == 0:
