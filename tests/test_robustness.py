@@ -154,6 +154,18 @@ def test_ctrl_c_stops_after_the_step_with_a_checkpoint_and_twice_stops_at_once(f
     assert find_checkpoint(tmp_path / "twice").name == "step_0000000"  # only the starting one
 
 
+def test_a_second_ctrl_c_through_the_command_line_is_one_line(monkeypatch, capsys):
+    import arc_efe.train
+
+    def interrupted(*a, **kw):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(arc_efe.train, "train", interrupted)
+    assert train_main(["--epochs", "1"]) == 130
+    assert capsys.readouterr().err.strip() == ("interrupted at once (second Ctrl-C): no new checkpoint; "
+                                               "--resume RUN_DIR continues from the last one")
+
+
 def test_save_every_steps_and_keep_checkpoints(four_tasks_file, tmp_path):
     train(_cfg(four_tasks_file, tmp_path, "keep", epochs=2, max_batches=5, save_every_steps=2,
                keep_checkpoints=2))
@@ -201,11 +213,14 @@ def test_damaged_checkpoint_is_detected_and_the_previous_one_offered(three_check
     assert train_main(["--resume", str(run)]) == 2
     assert capsys.readouterr().err.strip() == f"error: {msg}"
     assert train_main(["--resume", str(run), "--resume-checkpoint", "step_0000004"]) == 0
-    assert "resumed from" in capsys.readouterr().out and find_checkpoint(run).name == "step_0000006"
+    out = capsys.readouterr().out
+    assert "resumed from" in out and "set aside the later checkpoint step_0000006 (now abandoned_step_0000006)" in out
+    assert find_checkpoint(run).name == "step_0000006"  # written again by the resumed run
+    assert (run / "checkpoints" / "abandoned_step_0000006" / file).exists()  # the damaged one, kept aside
     assert [r["step"] for r in _records(run, "step")] == [1, 2, 3, 4, 5, 6]
 
 
-def test_a_kill_during_a_checkpoint_write_leaves_the_previous_one(three_checkpoints, monkeypatch):
+def test_a_save_that_fails_half_way_leaves_the_previous_one(three_checkpoints, monkeypatch):
     """A save that dies half way: the disk fills while writing the optimizer state, which torch
     reports as a RuntimeError (as it does on a real full disk), not as an OSError."""
     run = three_checkpoints
@@ -345,6 +360,17 @@ def test_rollback_after_n_bad_steps_restores_the_checkpoint_and_lowers_the_lr(fo
     assert "training rolled back to a checkpoint" in titles
 
 
+def test_rollback_goes_back_before_the_bad_steps_across_an_epoch_end(four_tasks_file, tmp_path, capsys):
+    """Bad steps 5-8 span the end of epoch 1 (step 6): its checkpoint would hold the weights the
+    bad steps started from, so it is not written, and the rollback goes to step 3."""
+    run, weights, _, snapshot = _guarded_run(four_tasks_file, tmp_path, "span", {5, 6, 7, 8}, epochs=2,
+                                             max_batches=6, save_every_steps=3, nan_rollback=3)
+    fit(run, callbacks=[snapshot])
+    assert [r["checkpoint"] for r in _records(run.run_dir, "rollback")] == ["step_0000003"]
+    assert "not writing the epoch's checkpoint: 2 bad step(s) in a row so far" in capsys.readouterr().out
+    assert _same(weights[8], weights[3])
+
+
 def test_too_many_rollbacks_stop_with_one_line(four_tasks_file, tmp_path):
     run, _, _, snapshot = _guarded_run(four_tasks_file, tmp_path, "hopeless", set(range(1, 99)), max_batches=9,
                                        nan_rollback=2, max_rollbacks=2)
@@ -420,13 +446,16 @@ def test_pickled_weights_in_place_of_safetensors_are_refused(three_checkpoints, 
     assert not marker.exists()
 
 
-def test_a_partial_folder_of_a_killed_save_is_cleaned_on_resume(three_checkpoints):
+def test_a_partial_folder_of_a_killed_save_is_cleaned_on_resume(three_checkpoints, capsys):
     run = three_checkpoints
     partial = run / "checkpoints" / ".step_0000008.tmp"
     partial.mkdir()
     (partial / "model.safetensors").write_bytes(b"half")
-    assert train_main(["--resume", str(run), "--epochs", "2"]) == 0
+    assert train_main(["--resume", str(run), "--epochs", "2", "--keep-checkpoints", "5", "--agent-lr", "0.5"]) == 0
     assert not partial.exists()
+    assert "ignored: --agent-lr" in capsys.readouterr().err
+    assert [p.name for p in sorted((run / "checkpoints").glob("step_*"))] == [
+        "step_0000004", "step_0000006", "step_0000008", "step_0000010", "step_0000012"]
 
 
 def test_a_run_killed_before_its_first_checkpoint_starts_again_on_resume(four_tasks_file, tmp_path, capsys):
@@ -443,7 +472,7 @@ def test_a_run_killed_before_its_first_checkpoint_starts_again_on_resume(four_ta
     ckpts = tmp_path / "early" / "checkpoints"
     shutil.rmtree(ckpts)
     (ckpts / ".step_0000000.tmp").mkdir(parents=True)
-    assert len(_records(tmp_path / "early", "step")) == 3
+    (tmp_path / "early" / "metrics.jsonl").unlink()  # killed before even the first step line
     assert train_main(["--resume", str(tmp_path / "early")]) == 0
     assert not (ckpts / ".step_0000000.tmp").exists()
     assert "has no checkpoint yet (it stopped before the first): starting it again" in capsys.readouterr().out
@@ -459,3 +488,9 @@ def test_a_missing_latest_pointer_falls_back_to_the_newest_good_checkpoint(three
     assert find_checkpoint(run).name == "step_0000006"
     _damage(run / "checkpoints" / "step_0000006" / "rng.safetensors", "flip")
     assert find_checkpoint(run).name == "step_0000004"
+    # a folder half deleted (manifest gone, meta.json left) is not taken for an old-style checkpoint
+    (run / "checkpoints" / "step_0000004" / "manifest.json").unlink()
+    (run / "checkpoints" / "step_0000004" / "model.safetensors").unlink()
+    assert find_checkpoint(run).name == "step_0000002"
+    with pytest.raises(CheckpointError, match="not a complete checkpoint .no manifest.json, no model.safetensors"):
+        verify_checkpoint(run / "checkpoints" / "step_0000004")

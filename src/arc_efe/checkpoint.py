@@ -41,6 +41,7 @@ from .sharding import shard_optimizer_state
 
 KEEP_LAST = 3
 MANIFEST = "manifest.json"
+LEGACY_FILES = ("model.safetensors", "optimizer.pt", "rng.safetensors", "meta.json")  # written before manifests
 
 
 class CheckpointError(ArcEfeError):
@@ -92,11 +93,14 @@ def save_checkpoint(run_dir: Path, model: torch.nn.Module, optimizer, scheduler,
         for f in files + [tmp / MANIFEST]:  # make the files durable before the rename publishes them
             with open(f, "rb") as fh:
                 os.fsync(fh.fileno())
+        old = ckpt_root / f".{name}.old"  # the same step saved again (e.g. a stop at an epoch's end)
         if final.exists():
-            shutil.rmtree(final)
+            shutil.rmtree(old, ignore_errors=True)
+            os.replace(final, old)
         os.replace(tmp, final)
         _fsync_dir(ckpt_root)
         atomic_write_text(ckpt_root / "latest", name + "\n")
+        shutil.rmtree(old, ignore_errors=True)
     except (OSError, RuntimeError, SafetensorError) as e:
         # torch.save and safetensors report a full disk as RuntimeError / SafetensorError
         full = _is_disk_full(e, ckpt_root)
@@ -107,7 +111,10 @@ def save_checkpoint(run_dir: Path, model: torch.nn.Module, optimizer, scheduler,
 
 
 def _is_disk_full(e: BaseException, folder: Path) -> bool:
-    if getattr(e, "errno", None) == errno.ENOSPC or "No space left" in str(e) or "os error 28" in str(e):
+    """ENOSPC or a disk quota, however the writer reported it."""
+    text = str(e)
+    if getattr(e, "errno", None) in (errno.ENOSPC, errno.EDQUOT) or any(
+            s in text for s in ("No space left", "os error 28", "Disk quota", "os error 122")):
         return True
     try:
         return shutil.disk_usage(folder).free < 1 << 20  # checked before the partial files go
@@ -162,12 +169,13 @@ def verify_checkpoint(path: Path) -> None:
     """Check every file against the manifest: present, same size, same SHA-256.
 
     Raises CheckpointError naming the first file that differs. A checkpoint written before
-    manifests existed (no manifest.json, but meta.json) is accepted unverified."""
+    manifests existed is accepted unverified when all its core files are there."""
     mpath = path / MANIFEST
     if not mpath.is_file():
-        if (path / "meta.json").is_file():
+        missing = [f for f in LEGACY_FILES if not (path / f).is_file()]
+        if not missing:
             return
-        raise CheckpointError(f"{path}: not a complete checkpoint (no {MANIFEST})")
+        raise CheckpointError(f"{path}: not a complete checkpoint (no {MANIFEST}, no {missing[0]})")
     try:
         files = read_json(mpath, str(mpath), error=CheckpointError)["files"]
         expected = {str(k): (int(v["bytes"]), str(v["sha256"])) for k, v in files.items()}
@@ -187,9 +195,23 @@ def verify_checkpoint(path: Path) -> None:
 
 
 def list_checkpoints(run_dir: Path) -> list[Path]:
-    """Complete checkpoint folders of a run, oldest first."""
+    """Checkpoint folders of a run, oldest first."""
     root = run_dir / "checkpoints"
-    return sorted(p for p in root.glob("step_*") if p.is_dir()) if root.is_dir() else []
+    return sorted(p for p in root.glob("step_*") if p.is_dir() and p.name[5:].isdigit()) if root.is_dir() else []
+
+
+def abandon_newer(run_dir: Path, chosen: Path) -> list[str]:
+    """Resuming from an older checkpoint: set newer ones aside (renamed `abandoned_step_*`, never
+    deleted) and point `latest` at the chosen one, so nothing later picks the abandoned line."""
+    moved = []
+    for p in list_checkpoints(run_dir):
+        if step_of(p) > step_of(chosen):
+            target = p.with_name(f"abandoned_{p.name}")
+            shutil.rmtree(target, ignore_errors=True)
+            os.replace(p, target)
+            moved.append(p.name)
+    atomic_write_text(run_dir / "checkpoints" / "latest", chosen.name + "\n")
+    return moved
 
 
 def find_checkpoint(run_dir: Path, name: str | int | None = None) -> Path:
@@ -210,8 +232,11 @@ def find_checkpoint(run_dir: Path, name: str | int | None = None) -> Path:
                 raise CheckpointError(f"{run_dir}: no checkpoint to resume from ({pointer} missing)")
             return good
         path = root / pointer.read_text().strip()
-        if not path.is_dir():
-            raise CheckpointError(f"{pointer} names {path.name}, which does not exist{_offer(run_dir, path)}")
+        if not path.is_dir():  # killed while the same step was saved again: the newest good one
+            good = last_good_checkpoint(run_dir)
+            if good is None:
+                raise CheckpointError(f"{pointer} names {path.name}, which does not exist; no other checkpoint verifies")
+            return good
     try:
         verify_checkpoint(path)
     except CheckpointError as e:
@@ -219,10 +244,14 @@ def find_checkpoint(run_dir: Path, name: str | int | None = None) -> Path:
     return path
 
 
-def last_good_checkpoint(run_dir: Path, before: Path | None = None) -> Path | None:
-    """The newest checkpoint that verifies (older than `before` when given)."""
+def step_of(path: Path) -> int:
+    return int(path.name.split("_")[1])
+
+
+def last_good_checkpoint(run_dir: Path, before: Path | None = None, max_step: int | None = None) -> Path | None:
+    """The newest checkpoint that verifies (older than `before`, at most `max_step`, when given)."""
     for p in reversed(list_checkpoints(run_dir)):
-        if before is not None and p.name >= before.name:
+        if (before is not None and p.name >= before.name) or (max_step is not None and step_of(p) > max_step):
             continue
         try:
             verify_checkpoint(p)
@@ -253,13 +282,14 @@ def load_plain(path: Path, what: str) -> Any:
         raise ArcEfeError(f"{path}: cannot load {what} ({e})") from None
 
 
-def restore_weights(path: Path, model: torch.nn.Module, optimizer,
-                    solver2: torch.nn.Module | None = None) -> MemoryBank | None:
-    """Weights, optimizer moments, Solver2 and the memory bank of a verified checkpoint."""
+def restore_weights(path: Path, model: torch.nn.Module, optimizer, solver2: torch.nn.Module | None = None,
+                    saved: dict | None = None) -> MemoryBank | None:
+    """Weights, optimizer moments, Solver2 and the memory bank of a verified checkpoint.
+    `saved`: optimizer.pt already loaded (it is read once)."""
     try:
         load_trainable(model, path / "model.safetensors")
-        state = load_plain(path / "optimizer.pt", "the optimizer state")
-        optimizer.load_state_dict(state["optimizer"])
+        saved = saved if saved is not None else load_plain(path / "optimizer.pt", "the optimizer state")
+        optimizer.load_state_dict(saved["optimizer"])
         shard_optimizer_state(optimizer)  # --fsdp: this rank's shards of the moments
         if solver2 is not None:
             solver2.load_state_dict(read_safetensors(path / "solver2.safetensors", "Solver2 checkpoint"))
@@ -269,12 +299,13 @@ def restore_weights(path: Path, model: torch.nn.Module, optimizer,
 
 
 def load_checkpoint(path: Path, model: torch.nn.Module, optimizer, scheduler,
-                    solver2: torch.nn.Module | None = None
+                    solver2: torch.nn.Module | None = None, verify: bool = True
                     ) -> tuple[Position, MemoryBank | None, dict[str, Any]]:
     """Restore everything in place; returns the data position, the memory bank (if saved) and
-    the loop's saved state. The checkpoint is verified against its manifest first."""
-    verify_checkpoint(path)
-    bank = restore_weights(path, model, optimizer, solver2)
+    the loop's saved state. The checkpoint is verified against its manifest first (`verify=False`
+    when `find_checkpoint` just did)."""
+    if verify:
+        verify_checkpoint(path)
     meta_path = path / "meta.json"
     meta = read_json(meta_path, str(meta_path), error=ArcEfeError)
     try:
@@ -282,11 +313,15 @@ def load_checkpoint(path: Path, model: torch.nn.Module, optimizer, scheduler,
         state = dict(meta.get("state") or {})
     except (KeyError, TypeError, ValueError, AttributeError) as e:
         raise ArcEfeError(f"{meta_path}: not a checkpoint's meta.json (bad or missing {e})") from None
+    saved = load_plain(path / "optimizer.pt", "the optimizer state")
+    bank = restore_weights(path, model, optimizer, solver2, saved)
     try:
-        scheduler.load_state_dict(load_plain(path / "optimizer.pt", "the scheduler state")["scheduler"])
+        scheduler.load_state_dict(saved["scheduler"])
     except (KeyError, TypeError, ValueError) as e:
         raise ArcEfeError(f"{path / 'optimizer.pt'}: no usable scheduler state ({e})") from None
     rng = read_safetensors(path / "rng.safetensors", "checkpoint RNG state")
+    if "cpu" not in rng:
+        raise ArcEfeError(f"{path / 'rng.safetensors'}: no 'cpu' RNG state")
     torch.set_rng_state(rng["cpu"])
     if torch.cuda.is_available():
         states = [rng[k] for k in sorted(rng) if k.startswith("cuda")]
@@ -301,16 +336,20 @@ def weights_finite(tensors) -> bool:
 
 
 def clean_partial(run_dir: Path) -> None:
-    """Remove folders a killed save left behind (`.step_*.tmp`); they are never read."""
-    for tmp in (run_dir / "checkpoints").glob(".step_*.tmp"):
-        shutil.rmtree(tmp, ignore_errors=True)
+    """Remove folders a kill left behind (`.step_*.tmp` of a save, `.step_*.old` of a re-save,
+    `.step_*.deleting` of a prune); they are never read."""
+    for pattern in (".step_*.tmp", ".step_*.old", ".step_*.deleting"):
+        for tmp in (run_dir / "checkpoints").glob(pattern):
+            shutil.rmtree(tmp, ignore_errors=True)
 
 
 def _prune(ckpt_root: Path, keep: int) -> None:
     """Keep the `keep` newest checkpoints, and always the one `latest` names."""
     pointer = ckpt_root / "latest"
     latest = pointer.read_text().strip() if pointer.is_file() else None
-    steps = sorted(p for p in ckpt_root.glob("step_*") if p.is_dir())
+    steps = list_checkpoints(ckpt_root.parent)
     for old in steps[:-keep] if keep > 0 else []:
-        if old.name != latest:
-            shutil.rmtree(old)
+        if old.name != latest:  # renamed first: a kill mid-delete leaves no half checkpoint in view
+            doomed = old.with_name(f".{old.name}.deleting")
+            os.replace(old, doomed)
+            shutil.rmtree(doomed)

@@ -6,6 +6,7 @@ Errors caused by input (bad files, unknown sources) print one line and exit with
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 from pathlib import Path
 from typing import Callable, Sequence
@@ -150,20 +151,34 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
-def config_for_resume(run_dir: Path, args: argparse.Namespace):
-    """The saved config of a run; --epochs, --max-batches and --device may be changed."""
-    from .config import TrainConfig
-    from .diagnosis import load_run
+# Settings a resumed run may change; the others are the run's and stay as saved.
+RESUME_OVERRIDES = ("epochs", "max_batches", "device", "save_every_steps", "keep_checkpoints", "nan_rollback",
+                    "rollback_lr_factor", "max_rollbacks", "tensorboard")
 
-    saved, _ = load_run(run_dir)
-    if not saved:
-        raise ArcEfeError(f"{run_dir}: no config.json; is this a run folder?")
-    cfg = TrainConfig.from_dict(saved, source=str(run_dir / "config.json"))
+
+def config_for_resume(run_dir: Path, args: argparse.Namespace):
+    """The saved config of a run, with the RESUME_OVERRIDES given on the command line; any
+    other setting given is named as ignored (the run goes on as it was set up)."""
+    from dataclasses import fields
+
+    from .config import TrainConfig, read_run_config
+
+    cfg = read_run_config(run_dir)
     defaults = TrainConfig()
-    for name in ("epochs", "max_batches", "device"):
-        value = getattr(args, name)
-        if value is not None and value != getattr(defaults, name):
-            setattr(cfg, name, value)
+    ignored = []
+    for f in fields(TrainConfig):
+        value = getattr(args, f.name, None)
+        if value is None or value == getattr(defaults, f.name) or f.name in ("weights", "preset", "mode"):
+            continue
+        if f.name in RESUME_OVERRIDES:
+            setattr(cfg, f.name, value)
+        elif value != getattr(cfg, f.name):
+            ignored.append("--" + f.name.replace("_", "-"))
+    if ignored:
+        print(f"note: resuming {run_dir} with its saved settings; ignored: {', '.join(ignored)}", file=sys.stderr)
+    preset, cfg.preset = cfg.preset, None  # its values are in the saved settings already
+    cfg.__post_init__()  # the changed settings are checked like new ones
+    cfg.preset = preset
     return cfg
 
 
@@ -183,12 +198,17 @@ def train_main(argv: Sequence[str] | None = None, prog: str = "arc-efe train") -
         cfg = config_for_resume(Path(args.resume), args) if args.resume else config_from_args(args)
         train(cfg, resume=args.resume, resume_checkpoint=args.resume_checkpoint)
     except ArcEfeError as e:  # bad input or a bad setting: one line, no traceback
-        print(f"error: {e}", file=sys.stderr)
+        if not getattr(e, "quiet", False):  # under torchrun, rank 0 speaks for a shared failure
+            print(f"error: {e}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except TrainingStopped as e:  # SIGINT/SIGTERM: a checkpoint was written
         if e.main:
             print(str(e), file=sys.stderr)
         return e.exit_code
+    except KeyboardInterrupt:  # Ctrl-C twice: no new checkpoint
+        print("\ninterrupted at once (second Ctrl-C): no new checkpoint; --resume RUN_DIR continues from "
+              "the last one", file=sys.stderr)
+        return 128 + signal.SIGINT
     return 0
 
 

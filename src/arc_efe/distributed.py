@@ -22,7 +22,7 @@ from __future__ import annotations
 import builtins
 import os
 from datetime import timedelta
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 import torch
 import torch.distributed as dist
@@ -87,6 +87,29 @@ def close(wait: bool = True) -> None:
 def barrier() -> None:
     if dist.is_initialized():
         dist.barrier()
+
+
+def on_main(fn: Callable[[], Any]) -> Any:
+    """`fn()` on rank 0 while the other ranks wait; its result on rank 0 (None elsewhere).
+
+    If it fails, rank 0 raises its own error and every other rank raises a quiet ArcEfeError
+    (rank 0 has said what went wrong), where a bare barrier would leave them waiting for ever."""
+    if not dist.is_initialized():
+        return fn()
+    result, error = None, None
+    if is_main():
+        try:
+            result = fn()
+        except BaseException as e:  # noqa: BLE001 - re-raised below, after the others know
+            error = e
+    failed = broadcast_object(None if error is None else f"{type(error).__name__}: {error}")
+    if error is not None:
+        raise error
+    if failed is not None:
+        err = ArcEfeError(f"rank 0 failed ({failed}); rank {rank()} stops too")
+        err.quiet = True  # rank 0 prints the error; the other ranks stay silent
+        raise err
+    return result
 
 
 def broadcast_object(obj: Any) -> Any:

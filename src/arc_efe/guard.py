@@ -56,9 +56,20 @@ class LoopState:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "LoopState":
-        names = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in d.items() if k in names})
+    def from_dict(cls, d: dict[str, Any], source: str | Path = "meta.json") -> "LoopState":
+        """The state saved in a checkpoint's meta.json; a value of the wrong kind is named."""
+        default = cls()
+        values = {}
+        for f in fields(cls):
+            if f.name not in d:
+                continue
+            v, want = d[f.name], getattr(default, f.name)
+            ok = (isinstance(v, (int, float)) and not isinstance(v, bool) if isinstance(want, (int, float))
+                  else isinstance(v, type(want)))
+            if not ok:
+                raise ArcEfeError(f"{source}: state.{f.name} is {v!r:.40}, expected {type(want).__name__}")
+            values[f.name] = v
+        return cls(**values)
 
 
 def guarded_step(run, params: list[torch.nn.Parameter], loss_value: float) -> tuple[float, bool]:
@@ -87,25 +98,25 @@ def checkpoint(run) -> Path | None:
     full = None
     if run.units:
         full = (full_state(changeable_weights(run.agent.backbone)), full_optimizer_state(run.optimizer))
-    path = None
-    if dist.is_main():
-        weights = list((full[0] if full else changeable_weights(run.agent.backbone)).values())
-        if run.solver2 is not None:
-            weights += list(run.solver2.state_dict().values())
-        if weights_finite(weights):
-            state = run.state
-            if run.writer is not None:
-                state.memory_adds, state.memory_queries = run.writer.adds, run.writer.queries
-            state.seconds = time.time() - run.t_epoch
-            run.log.sync()  # the metrics lines up to this step are on disk before the checkpoint
-            path = save_checkpoint(run.run_dir, run.agent.backbone, run.optimizer, run.scheduler, run.pos,
-                                   run.cfg.to_dict(), run.solver2, run.bank, full, state.to_dict(),
-                                   keep=run.cfg.keep_checkpoints)
-        else:
-            print(f"warning: weights are NaN or infinite at step {run.pos.step}: checkpoint not written, "
-                  "the last good one is kept", file=sys.stderr)
-    dist.barrier()
-    return path
+    return dist.on_main(lambda: _write_checkpoint(run, full))
+
+
+def _write_checkpoint(run, full: tuple[dict, dict] | None) -> Path | None:
+    weights = list((full[0] if full else changeable_weights(run.agent.backbone)).values())
+    if run.solver2 is not None:
+        weights += list(run.solver2.state_dict().values())
+    if not weights_finite(weights):
+        print(f"warning: weights are NaN or infinite at step {run.pos.step}: checkpoint not written, "
+              "the last good one is kept", file=sys.stderr)
+        return None
+    state = run.state
+    if run.writer is not None:
+        state.memory_adds, state.memory_queries = run.writer.adds, run.writer.queries
+    state.seconds = time.time() - run.t_epoch
+    run.log.sync()  # the metrics lines up to this step are on disk before the checkpoint
+    return save_checkpoint(run.run_dir, run.agent.backbone, run.optimizer, run.scheduler, run.pos,
+                           run.cfg.to_dict(), run.solver2, run.bank, full, state.to_dict(),
+                           keep=run.cfg.keep_checkpoints)
 
 
 def after_step(run, skipped: bool) -> None:
@@ -117,14 +128,17 @@ def after_step(run, skipped: bool) -> None:
 
 
 def roll_back(run) -> None:
-    """Newest good checkpoint's weights, moments, Solver2 and bank; learning rate x factor."""
+    """The newest good checkpoint from before the bad steps: its weights, moments, Solver2 and
+    bank; learning rate x factor."""
     cfg, state, step = run.cfg, run.state, run.pos.step
     if state.rollbacks >= cfg.max_rollbacks:
         raise ArcEfeError(
             f"{run.run_dir}: the loss or gradient is still NaN or infinite at step {step} after "
             f"{state.rollbacks} rollback(s) (learning rate now x{state.lr_scale:g}); stopping. Lower "
             f"--agent-lr / --qwen-lr, check the data, and see arc-efe diagnose {run.run_dir}")
-    ckpt = last_good_checkpoint(run.run_dir)
+    # a checkpoint written during the bad steps holds the same weights they started from: go
+    # back to one from before them
+    ckpt = last_good_checkpoint(run.run_dir, max_step=step - state.bad_streak)
     if ckpt is not None:
         bank = restore_weights(ckpt, run.agent.backbone, run.optimizer, run.solver2)
         if run.bank is not None and bank is not None:

@@ -28,7 +28,8 @@ from tqdm import tqdm
 from . import distributed as dist
 from .agent import Agent
 from .backbone import BackboneConfig, backbone_parameters, head_parameters, load_backbone, trainable_summary
-from .checkpoint import Position, clean_partial, disk_full, find_checkpoint, list_checkpoints, load_checkpoint
+from .checkpoint import (Position, abandon_newer, clean_partial, disk_full, find_checkpoint, list_checkpoints,
+                         load_checkpoint)
 from .compiling import compile_backbone
 from .config import TrainConfig
 from .dataset import Query
@@ -203,8 +204,12 @@ def setup(cfg: TrainConfig, resume: str | Path | None = None, resume_checkpoint:
         log.truncate_after(0, 0)
     elif resume is not None:
         ckpt = find_checkpoint(run_dir, resume_checkpoint)  # verified against its manifest
-        pos, loaded_bank, saved_state = load_checkpoint(ckpt, agent.backbone, optimizer, scheduler, solver2)
-        state = LoopState.from_dict(saved_state)
+        pos, loaded_bank, saved_state = load_checkpoint(ckpt, agent.backbone, optimizer, scheduler, solver2,
+                                                        verify=False)
+        state = LoopState.from_dict(saved_state, source=ckpt / "meta.json")
+        if resume_checkpoint is not None and dist.is_main():
+            for name in abandon_newer(run_dir, ckpt):
+                print(f"set aside the later checkpoint {name} (now abandoned_{name})")
         bank = loaded_bank if cfg.memory else None
         log.truncate_after(pos.step, pos.epochs_done)
         dist.print0(f"resumed from {ckpt}: step {pos.step}, epoch {pos.epoch + 1}, batch {pos.batch}")
@@ -392,10 +397,11 @@ def fit(run: Run, callbacks: Sequence[StepCallback] = ()) -> Path:
         if run.bank is not None and dist.is_main():
             run.bank.save(run.run_dir / "memory")
     except OSError as e:
-        if e.errno != errno.ENOSPC:
+        if e.errno not in (errno.ENOSPC, errno.EDQUOT):
             raise
         raise ArcEfeError(disk_full(run.run_dir, e.filename)) from None
-    run.log.close()
+    finally:
+        run.log.close()
     if dist.is_main():
         report_after_training(run.run_dir)
     dist.print0(f"run folder: {run.run_dir}")
@@ -408,6 +414,7 @@ def _fit(run: Run, callbacks: Sequence[StepCallback], stop: StopRequests) -> Non
     t_start = time.time()
     callbacks = ([run.writer] if run.writer is not None else []) + list(callbacks)
     if pos.step == 0:  # the starting weights: what a rollback before any other checkpoint goes back to
+        run.t_epoch = time.time()
         checkpoint(run)
     for epoch in range(pos.epoch, cfg.epochs):
         b = pos.batch if epoch == pos.epoch else 0
@@ -466,11 +473,12 @@ def _fit(run: Run, callbacks: Sequence[StepCallback], stop: StopRequests) -> Non
         # 5. end of epoch: accuracy, report, diagnosis (rank 0; the others wait), checkpoint
         pos.epoch, pos.batch, pos.epochs_done = epoch + 1, 0, epoch + 1
         with gathered(run.units):  # --fsdp: rank 0 alone decodes
-            if dist.is_main():
-                end_of_epoch(run, epoch, t_start)
-            dist.barrier()
-        if save:
+            dist.on_main(lambda: end_of_epoch(run, epoch, t_start))
+        if save and (not state.bad_streak or epoch + 1 == cfg.epochs):
             checkpoint(run)
+        elif save:
+            dist.print0(f"not writing the epoch's checkpoint: {state.bad_streak} bad step(s) in a row so far "
+                        "(a rollback must find the weights from before them)")
 
 
 def train(cfg: TrainConfig, resume: str | Path | None = None,
