@@ -4,7 +4,6 @@ The kill tests run the real command line in subprocesses on one CPU thread (bit-
 see test_train.one_thread) and compare the interrupted-and-resumed run with an uninterrupted one.
 """
 
-import errno
 import json
 import os
 import pickle
@@ -17,6 +16,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from safetensors import SafetensorError
 
 from arc_efe import checkpoint as ckmod
 from arc_efe.checkpoint import CheckpointError, find_checkpoint, load_plain, verify_checkpoint
@@ -256,7 +256,8 @@ def test_a_full_disk_during_training_is_one_line_and_keeps_the_last_checkpoint(f
     def fills_up(tensors, path, *a, **kw):
         calls["n"] += 1
         if calls["n"] > 4:  # step 0's and step 2's RNG and Solver2 files fit; step 4's do not
-            raise OSError(errno.ENOSPC, "No space left on device", path)
+            # what safetensors really raises on a full disk
+            raise SafetensorError("Error while serializing: I/O error: No space left on device (os error 28)")
         return real(tensors, path, *a, **kw)
 
     monkeypatch.setattr(ckmod, "save_file", fills_up)
