@@ -1,6 +1,7 @@
 """What makes in-context rule learning come sooner on a CPU? Same budget, one change at a time.
 
-    python benchmarks/icl_study.py                       # 5 configurations x 5 minutes, 1 thread
+    python benchmarks/icl_study.py --only 1d,2d,2d-mirror --budget-min 8   # positions first
+    python benchmarks/icl_study.py                       # every configuration x 5 minutes, 1 thread
     python benchmarks/icl_study.py --budget-min 2 --only base,lr3e-3
 
 Every configuration trains a backbone from scratch on the same simple generated families
@@ -10,7 +11,9 @@ then reports: steps done; the mean training loss over the steps all configuratio
 (equal steps) and over the last tenth of its own budget; and in-context exact accuracy (greedy,
 no test-time training) on fresh tasks of those families with grids up to --eval-side.
 
-Configurations: `base` (tiny, lr 1e-3, grids up to --side), `lr3e-3`, `small-grids` (a
+Configurations: `1d`, `2d`, `2d-mirror` (the grid positions of positions.py: none, role +
+row/column + next cell, and the mirrored row/column too; everything else as `base`), `base`
+(tiny, lr 1e-3, grids up to --side, the default positions), `lr3e-3`, `small-grids` (a
 curriculum: grids up to 4x4 for the first half of the budget, then up to --side), `wide`
 (tiny-wide: 2 layers x 160) and `deep` (tiny-deep: 8 layers x 96), all about 0.6M weights.
 """
@@ -37,6 +40,9 @@ from common import train_for
 
 FAMILIES = "colour_permutation,swap_colours,flip_lr,flip_ud,rotate_90,rotate_180,transpose"
 CONFIGS = {
+    "1d": dict(positions="1d"),
+    "2d": dict(positions="2d"),
+    "2d-mirror": dict(positions="2d-mirror"),
     "base": dict(),
     "lr3e-3": dict(lr=3e-3),
     "small-grids": dict(curriculum=4),
@@ -50,6 +56,7 @@ def run_config(name: str, spec: dict, args, tmp: str) -> dict:
     source = f"synthetic/{FAMILIES}:{args.side}"
     cfg = TrainConfig(data=source, output_dir=tmp, run_name=name, device="cpu",
                       model_name=spec.get("model_name", "tiny"), agent_lr=spec.get("lr", args.lr),
+                      positions=spec.get("positions", TrainConfig.positions),
                       batch_size=args.batch_size, max_batches=10 ** 9, max_len=args.max_len, warmup_steps=20,
                       memory=False, tensorboard=False, seed=args.seed, epochs=1,
                       weights={**DEFAULT_WEIGHTS, "consistency": 0.0, "bidirectional": 0.0, "step": 0.0})

@@ -18,6 +18,7 @@ from arc_efe.backbone import (PRESETS, BackboneConfig, arc_token_ids, backbone_p
                               trainable_summary)
 from arc_efe.device import autocast, default_dtype, resolve_device
 from arc_efe.errors import ArcEfeError
+from arc_efe.positions import embed
 from arc_efe.tokens import TOKEN_TEXT, VOCAB_SIZE
 
 CPU = torch.device("cpu")
@@ -49,7 +50,7 @@ def train_steps(model, steps: int = 3) -> None:
     gen = torch.Generator().manual_seed(1)
     for _ in range(steps):
         x = torch.randint(0, VOCAB_SIZE, (2, 40), generator=gen)
-        logits = model(input_ids=x).logits
+        logits = model(inputs_embeds=embed(model, x)).logits  # as the Agent calls it: grid positions too
         loss = torch.nn.functional.cross_entropy(logits[:, :-1].reshape(-1, VOCAB_SIZE),
                                                  x[:, 1:].reshape(-1))
         loss.backward()
@@ -137,14 +138,14 @@ def test_full_trains_everything():
     assert "lm_head.weight" in changed and "model.layers.0.self_attn.q_proj.weight" in changed
 
 
-def test_lora_trains_adapters_and_head_only():
+def test_lora_trains_adapters_head_and_positions_only():
     model = tiny("lora")
     before = snapshot(model)
     assert any("lora_B" in n for n in before)
     assert all(not p.any() for n, p in before.items() if "lora_B" in n)  # B starts at zero
     train_steps(model)
     for n, p in model.named_parameters():
-        if "lora_A" in n or "lora_B" in n or n.endswith("lm_head.weight"):
+        if "lora_A" in n or "lora_B" in n or n.endswith("lm_head.weight") or "arc_positions" in n:
             assert not torch.equal(p, before[n]), n
         else:
             assert torch.equal(p, before[n]), n
@@ -171,7 +172,8 @@ def test_save_load_trainable_round_trip(tmp_path, mode):
     save_trainable(model, path)
     keys = set(load_file(path))
     if mode == "lora":
-        assert keys and all("lora_" in k or k.endswith("lm_head.weight") for k in keys)
+        assert keys and all("lora_" in k or k.endswith("lm_head.weight") or ".arc_positions." in k
+                            for k in keys)
     with torch.no_grad():
         for p in model.parameters():
             if p.requires_grad:

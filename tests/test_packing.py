@@ -101,7 +101,9 @@ def test_packed_step_has_the_loss_and_gradients_of_padded_rows(tasks_file, tmp_p
         assert any("halt" in n for n in g_pack) and any("gate" in n for n in g_pack)
         for name, g in g_other.items():
             err = (g_pack[name] - g).norm() / g.norm().clamp_min(1e-12)
-            assert err < 1e-5, (name, float(err))
+            # 5e-5: the memory gate is one scalar whose gradient sums every token's share in
+            # another order per layout (seen: 1.3e-5 with grid positions); a layout bug is ~1
+            assert err < 5e-5, (name, float(err))
     assert min(packed["components"].values()) >= 0 and packed["components"]["step"] > 0
     assert packed["components"]["consistency"] > 0 and packed["components"]["bidirectional"] > 0
 

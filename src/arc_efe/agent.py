@@ -6,7 +6,9 @@ that only lets well-formed grids out: every row as wide as the first, at most 30
 closed before END. The prompt's key/value cache is reused for every generated token.
 
 `memory` is where Solver2 enters: its gated readout, one vector per sequence, added to
-every input embedding (none by default).
+every input embedding (none by default). Grid positions (`positions.py`) are added to the
+input embeddings as well; while decoding, each new token's place follows from the tokens
+written so far.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from transformers.modeling_outputs import CausalLMOutputWithPast
 
 from .data import MAX_SIDE, NUM_COLOURS, Grid
 from .packing import ATTENTION
+from .positions import embed, grid_places
 from .tokens import END, PAD, ROW, VOCAB_SIZE, try_decode_grid
 
 # transformers renamed `past_key_values` to `cache` (argument and output field) in 5.x.
@@ -64,12 +67,9 @@ class Agent(nn.Module):
         super().__init__()
         self.backbone = backbone
 
-    def _embed(self, input_ids: torch.Tensor, memory: torch.Tensor | None) -> torch.Tensor:
-        embeds = self.backbone.get_input_embeddings()(input_ids)
-        if memory is None:
-            return embeds
-        memory = memory.to(embeds.dtype)
-        return embeds + (memory.unsqueeze(1) if memory.ndim == 2 else memory)
+    def _embed(self, input_ids: torch.Tensor, memory: torch.Tensor | None,
+               places: torch.Tensor | None = None) -> torch.Tensor:
+        return embed(self.backbone, input_ids, memory, places)
 
     def _packed_kwargs(self, input_ids: torch.Tensor, attention_mask, packed_segments) -> dict:
         """Packed rows with packing.ATTENTION: the sequences' places, and an all-ones mask so
@@ -106,6 +106,7 @@ class Agent(nn.Module):
             mask[i, length - len(p):] = 1
         ids, mask = ids.to(device), mask.to(device)
         positions = (mask.cumsum(-1) - 1).clamp_min(0)
+        written = ids  # the prompts and the tokens written so far: their grid places follow
         out = self.backbone(inputs_embeds=self._embed(ids, memory), attention_mask=mask,
                             position_ids=positions, use_cache=True)
         cache = getattr(out, CACHE_KEY)
@@ -125,7 +126,9 @@ class Agent(nn.Module):
             if all(s.done for s in states):
                 break
             mask = torch.cat([mask, mask.new_ones(b, 1)], 1)
-            out = self.backbone(inputs_embeds=self._embed(tokens[:, None], memory), attention_mask=mask,
+            written = torch.cat([written, tokens[:, None]], 1)
+            places = grid_places(written)[:, -1:]
+            out = self.backbone(inputs_embeds=self._embed(tokens[:, None], memory, places), attention_mask=mask,
                                 position_ids=next_pos, use_cache=True, **{CACHE_KEY: cache})
             cache = getattr(out, CACHE_KEY)
             logits = out.logits[:, -1]

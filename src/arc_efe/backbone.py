@@ -8,7 +8,8 @@ model keeps what it learnt about digits and line breaks while the softmax covers
 ARC tokens.
 
 Training modes: `full` trains everything; `frozen` trains only the output layer (the
-agent head); `lora` trains LoRA adapters plus the head. `head_parameters` and
+agent head); `lora` trains LoRA adapters plus the head and the grid position embeddings
+(`positions.py`, attached to the model as `arc_positions`). `head_parameters` and
 `backbone_parameters` split the trainable weights so the two can get their own learning
 rates, and `save_trainable`/`load_trainable` store just the weights that can change.
 """
@@ -29,6 +30,7 @@ from torch import nn
 
 from .errors import ArcEfeError
 from .files import atomic_write_bytes, read_safetensors
+from .positions import POSITIONS, attach, position_parameters
 from .tokens import BOS, END, PAD, TOKEN_TEXT, VOCAB_SIZE
 
 _COMMON = dict(vocab_size=VOCAB_SIZE, max_position_embeddings=8192, rope_theta=10000.0,
@@ -63,8 +65,11 @@ class BackboneConfig:
     lora_targets: tuple[str, ...] = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj",
                                      "up_proj", "down_proj")
     attn_implementation: str = "sdpa"
+    positions: str = "2d"  # "1d" (the token stream alone), "2d" or "2d-mirror" (positions.py)
 
     def __post_init__(self) -> None:
+        if self.positions not in POSITIONS:
+            raise ValueError(f"positions {self.positions!r} is not one of {', '.join(POSITIONS)}")
         if self.mode not in MODES:
             raise ValueError(f"backbone mode {self.mode!r} is not one of {', '.join(MODES)}")
         if self.mode == "lora" and (self.lora_rank < 1 or not self.lora_targets):
@@ -216,6 +221,9 @@ def load_backbone(cfg: BackboneConfig, device: torch.device, dtype: torch.dtype)
         if c is not None:
             c.bos_token_id, c.eos_token_id, c.pad_token_id = BOS, END, PAD
             c.use_cache = True
+    # Grid positions: random like the other weights for a preset, zero for a pretrained model
+    # (which then gives exactly the logits it gave without them until training moves them).
+    attach(model, cfg.positions, zero_init=cfg.model_name not in PRESETS)
     model.to(device)
     if cfg.mode == "frozen":
         for p in model.parameters():
@@ -232,7 +240,7 @@ def load_backbone(cfg: BackboneConfig, device: torch.device, dtype: torch.dtype)
             warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing",
                                     category=FutureWarning)
             model = get_peft_model(model, lora)
-        for p in head_parameters(model):
+        for p in head_parameters(model) + position_parameters(model):
             p.requires_grad_(True)
     else:
         for p in model.parameters():

@@ -18,6 +18,7 @@ from .data import json_kind, shown
 from .errors import ConfigError
 from .jsonfile import read_json
 from .loss import DEFAULT_WEIGHTS
+from .positions import POSITIONS
 
 # The users' three settings (agent learning rate, weight decay).
 PRESETS = {
@@ -38,11 +39,13 @@ class TrainConfig:
     val_fraction: float = 0.1
     max_len: int = 2048
     augment: bool = True
+    curriculum: bool = False  # generated grids grow from 3x3 to the source's limit over the first half
     pack: bool = True  # several sequences per row (packing.py); False: one padded row each
     max_tokens: int | None = None  # tokens per packed row; None: the whole micro-batch in one row
     # model
     model_name: str = "tiny"
     mode: str = "full"
+    positions: str = "2d"  # grid positions (positions.py); "1d" = the token stream alone
     lora_rank: int = 16
     lora_alpha: int = 32
     device: str = "auto"
@@ -80,6 +83,7 @@ class TrainConfig:
     rollback_lr_factor: float = 0.5  # learning rate x this at each rollback
     max_rollbacks: int = 3  # past this, training stops with an error
     train_eval_queries: int = 32
+    icl_tasks: int = 32  # fresh generated tasks answered in context after every epoch; 0 = off
     max_val_tasks: int = 32
     output_dir: str = "runs"
     run_name: str | None = None
@@ -93,6 +97,8 @@ class TrainConfig:
                 setattr(self, k, v)
         if self.mode not in MODES:
             raise ConfigError(f"mode must be one of {MODES}, got {self.mode}")
+        if self.positions not in POSITIONS:
+            raise ConfigError(f"--positions must be one of {', '.join(POSITIONS)}, got {self.positions}")
         for name in ("epochs", "batch_size", "grad_accum_steps", "max_len", "val_frequency",
                      "save_frequency", "memory_top_k", "memory_capacity", "solver2_steps",
                      "keep_checkpoints"):
@@ -104,7 +110,7 @@ class TrainConfig:
             raise ConfigError(f"--max-batches must be >= 1, got {self.max_batches}")
         if self.agent_lr <= 0 or (self.qwen_lr is not None and self.qwen_lr < 0):
             raise ConfigError("learning rates must be positive")
-        for name in ("save_every_steps", "nan_rollback", "max_rollbacks"):
+        for name in ("save_every_steps", "nan_rollback", "max_rollbacks", "icl_tasks"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"--{name.replace('_', '-')} must be >= 0, got {getattr(self, name)}")
         if not 0 < self.rollback_lr_factor <= 1:
@@ -138,6 +144,7 @@ class TrainConfig:
         hints = typing.get_type_hints(cls)
         values = {k: _checked(v, hints[k], source, k) for k, v in d.items() if k in hints}
         preset = values.pop("preset", None)  # its values are already in the saved settings
+        values.setdefault("positions", "1d")  # runs from before grid positions had none
         try:
             cfg = cls(**values)
         except ConfigError as e:
@@ -201,6 +208,10 @@ def add_train_args(p: argparse.ArgumentParser) -> None:
                    help="longest sequence in tokens; demonstrations are dropped to fit. Lower it if you OOM")
     g.add_argument("--no-augment", dest="augment", action="store_false",
                    help="train on the tasks as they are, without random views")
+    g.add_argument("--curriculum", action="store_true",
+                   help="generated tasks start with grids of at most 3x3 and grow to the source's limit "
+                        "(e.g. synthetic:8) halfway through training: small grids first, as in the "
+                        "pretraining recipe (README)")
     g.add_argument("--no-pack", dest="pack", action="store_false",
                    help="one padded row per sequence instead of packed rows; only to compare "
                         "or to rule packing out when chasing a bug (it wastes compute on padding)")
@@ -211,6 +222,10 @@ def add_train_args(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("model")
     g.add_argument("--model-name", default=d.model_name,
                    help=f"preset ({', '.join(MODEL_PRESETS)}), hub id or local folder of a Qwen2/Qwen3 model")
+    g.add_argument("--positions", choices=POSITIONS, default=d.positions,
+                   help="how the model sees where a token is: 2d adds learned row, column and grid-role "
+                        "embeddings (zero at the start for a pretrained model), 2d-mirror also the "
+                        "mirrored row and column, 1d only the token stream (for comparison)")
     frz = g.add_mutually_exclusive_group()
     frz.add_argument("--no-freeze-qwen", dest="mode", action="store_const", const="full",
                      help="train the whole backbone (default)")
@@ -281,6 +296,9 @@ def add_train_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--train-eval-queries", type=int, default=d.train_eval_queries,
                    help="training queries decoded each epoch for training accuracy")
     g.add_argument("--max-val-tasks", type=int, default=d.max_val_tasks)
+    g.add_argument("--icl-tasks", type=int, default=d.icl_tasks,
+                   help="fresh generated tasks (simple rules, never trained on) answered in context, without "
+                        "test-time training, after every epoch: the curve that shows rule learning appear; 0 = off")
     g.add_argument("--output-dir", default=d.output_dir, help="folder that receives the run folder")
     g.add_argument("--run-name", default=None)
     g.add_argument("--no-tensorboard", dest="tensorboard", action="store_false")

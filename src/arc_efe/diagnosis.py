@@ -4,7 +4,7 @@ A training run writes `config.json` (the resolved settings) and `metrics.jsonl`,
 object a line:
 
     {"kind": "step", "step", "epoch", "loss", "components": {...}, "lr", "grad_norm", "tokens_per_s"}
-    {"kind": "epoch", "epoch", "train_loss", "train_accuracy", "val_accuracy", "memory_adds",
+    {"kind": "epoch", "epoch", "train_loss", "train_accuracy", "val_accuracy", "icl_accuracy", "memory_adds",
      "memory_queries", "memory_size", "nan_skipped", "components": {...}}
 
 `diagnose` turns those into a list of `Finding`s (problems first, then warnings, then good
@@ -450,6 +450,28 @@ def _check_validation(epochs: list[dict]) -> list[Finding]:
     return out
 
 
+def _check_in_context(epochs: list[dict], config: dict) -> list[Finding]:
+    """The in-context curve: fresh generated tasks answered without test-time training."""
+    icl = [(e.get("epoch", "?"), v, e.get("icl_total")) for e in epochs
+           if (v := _finite(e.get("icl_accuracy"))) is not None]
+    if not icl:
+        return []
+    first, last = icl[0], icl[-1]
+    saw = (f"exact on {last[2]} fresh generated tasks: epoch {first[0]} {_pct(first[1])}, "
+           f"epoch {last[0]} {_pct(last[1])}, best {_pct(max(v for _, v, _ in icl))}")
+    if last[1] > 0:
+        rising = len(icl) >= 2 and last[1] > first[1]
+        return [Finding("good", "in-context rule learning " + ("is rising" if rising else "is there"), saw, "")]
+    if len(icl) < VAL_PATIENCE:
+        return []
+    tips = ["in-context learning comes from many fresh tasks: train on generated tasks (--data "
+            "synthetic:6 --curriculum, see the README's pretraining recipe) for longer"]
+    if config.get("positions") == "1d":
+        tips.append("use grid positions (--positions 2d): with the token stream alone it comes much later")
+    tips.append("or start from a pretrained model and rely on test-time training (arc-efe evaluate --ttt-seconds)")
+    return [Finding("warning", f"no fresh task solved in context after {len(icl)} epochs", saw, "; ".join(tips))]
+
+
 def _check_overfit(epochs: list[dict]) -> list[Finding]:
     for e in reversed(epochs):
         train, val = _finite(e.get("train_accuracy")), _finite(e.get("val_accuracy"))
@@ -495,7 +517,7 @@ def diagnose(config: dict, records: list[dict]) -> list[Finding]:
     findings = (_check_nonfinite(steps, epochs) + _check_rollbacks(rollbacks) + _check_trend(trend, config)
                 + _check_negative(steps, epochs) + _check_dominating(means, where, config)
                 + _check_range(means, where) + _check_frozen(config) + _check_lr(trend, config)
-                + _check_memory(epochs, config) + _check_validation(epochs)
+                + _check_memory(epochs, config) + _check_validation(epochs) + _check_in_context(epochs, config)
                 + _check_overfit(epochs) + _check_throughput(steps))
     return sorted(findings, key=lambda f: _RANK.get(f.severity, len(_RANK)))
 

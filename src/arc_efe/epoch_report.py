@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from .diagnosis import diagnose, load_run, write_diagnosis
-from .evaluation import exact_accuracy, pass_at_2
+from .evaluation import ICL_SIDE, exact_accuracy, icl_queries, pass_at_2
 
 
 def report_after_training(run_dir: Path) -> Path | None:
@@ -47,6 +47,9 @@ def print_epoch_report(run_dir: Path, epochs: int, memory_on: bool, rec: dict, r
               f"{rec['memory_retrieved']} queries retrieved from it)")
     print(f"  Training Accuracy: {rec['train_accuracy'] * 100:.2f}% ({right}/{total} grids correct)")
     print(f"  Validation Accuracy: {val}")
+    if rec.get("icl_total"):
+        print(f"  In-context Accuracy: {rec['icl_accuracy'] * 100:.2f}% ({rec['icl_right']}/{rec['icl_total']} "
+              "fresh generated tasks, no test-time training)")
     rolled = (f" (rolled back {rec['rollbacks']} time(s) so far; learning rate x{rec['lr_scale']:g})"
               if rec.get("rollbacks") else "")
     print(f"  NaN/inf steps skipped: {rec['nan_skipped']}{rolled}")
@@ -58,24 +61,30 @@ def print_epoch_report(run_dir: Path, epochs: int, memory_on: bool, rec: dict, r
     print(f"  Diagnosis: {summary} (details: {run_dir / 'diagnosis.txt'})")
 
 
-def validate(run, epoch: int) -> tuple[tuple[int, int], float | None, int]:
-    """((right, total) on training queries, validation pass@2 or None, validation tasks)."""
+def validate(run, epoch: int) -> tuple[tuple[int, int], float | None, int, tuple[int, int]]:
+    """((right, total) on training queries, validation pass@2 or None, validation tasks,
+    (right, total) in context on the fixed fresh generated tasks)."""
     right, total = exact_accuracy(run.agent, run.eval_queries, run.cfg.max_len)
     val, n_val = None, 0
     if run.val_queries and (epoch + 1) % run.cfg.val_frequency == 0:
         report = pass_at_2(run.agent, run.val_queries, run.cfg.max_len)
         val, n_val = report.score, len(report.tasks)
-    return (right, total), val, n_val
+    icl = (0, 0)
+    if run.cfg.icl_tasks:
+        icl = exact_accuracy(run.agent, icl_queries(run.cfg.icl_tasks), run.cfg.max_len, ICL_SIDE)
+    return (right, total), val, n_val, icl
 
 
 def end_of_epoch(run, epoch: int, t_start: float) -> None:
     """Rank 0: accuracy, the epoch record and the report in the users' words."""
-    (right, total), val, n_val = validate(run, epoch)
+    (right, total), val, n_val, (icl_right, icl_total) = validate(run, epoch)
     state = run.state
     mean = lambda xs: float(np.mean(xs)) if xs else float("nan")  # noqa: E731
     record = {"kind": "epoch", "epoch": epoch + 1, "train_loss": mean(state.losses),
               "components": {k: mean(v) for k, v in state.components.items()},
               "train_accuracy": right / max(total, 1), "val_accuracy": val,
+              "icl_accuracy": icl_right / icl_total if icl_total else None,
+              "icl_right": icl_right, "icl_total": icl_total,
               "memory_adds": run.writer.adds if run.writer else 0,
               "memory_queries": run.writer.queries if run.writer else 0,
               "memory_size": len(run.bank) if run.bank is not None else 0,

@@ -44,19 +44,27 @@ from .errors import ArcEfeError, SubmissionError
 from .files import atomic_write_text, read_safetensors
 from .inference import InferenceConfig, MemoryFn, TaskResult, solve_task
 from .memory import MemoryBank
+from .positions import POSITIONS
 from .scoring import make_entry, read_submission, report_lines, score_submission, write_submission
 from .sequences import Example
 from .solver2 import Solver2, task_keys
 from .sources import load_tasks
 from .tokens import IN
-from .ttt import TestTimeTrainer, TTTConfig
+from .ttt import TTT_VIEWS, TestTimeTrainer, TTTConfig
+
+# Test-time training when neither --ttt-steps nor --ttt-seconds is given: a wall-clock budget
+# on a CPU (chosen by benchmarks/single_rules.py and ttt_scratch.py, see the README), steps on
+# an accelerator, where a step takes milliseconds.
+CPU_TTT_SECONDS = 20.0
+GPU_TTT_STEPS = 64
+TTT_STEP_CAP = 100_000  # steps when only a budget in seconds is given
 
 
-def load_agent(run_dir: Path | None, model_name: str, device: torch.device):
+def load_agent(run_dir: Path | None, model_name: str, device: torch.device, positions: str = "2d"):
     """(agent, solver2, bank, max_len) of a run's latest checkpoint, or a fresh backbone."""
     dtype = default_dtype(device)
     if run_dir is None:
-        backbone = load_backbone(BackboneConfig(model_name=model_name), device, torch.float32)
+        backbone = load_backbone(BackboneConfig(model_name=model_name, positions=positions), device, torch.float32)
         return Agent(backbone).eval(), None, None, 2048
     chosen = None
     if run_dir.parent.name == "checkpoints":  # a checkpoint folder of a run: that one, not the latest
@@ -65,7 +73,8 @@ def load_agent(run_dir: Path | None, model_name: str, device: torch.device):
     ckpt = find_checkpoint(run_dir, chosen)  # verified against its manifest
     weight_dtype = dtype if cfg.mode in ("frozen", "lora") else torch.float32
     backbone = load_backbone(BackboneConfig(model_name=cfg.model_name, mode=cfg.mode,
-                                            lora_rank=cfg.lora_rank, lora_alpha=cfg.lora_alpha),
+                                            lora_rank=cfg.lora_rank, lora_alpha=cfg.lora_alpha,
+                                            positions=cfg.positions),
                              device, weight_dtype)
     for p in backbone.get_output_embeddings().parameters():  # saved in float32 by training
         p.data = p.data.float()
@@ -100,6 +109,8 @@ def add_model_args(p: argparse.ArgumentParser) -> None:
                         "RUN_DIR/checkpoints/step_NNNNNNN")
     p.add_argument("--model-name", default="tiny",
                    help="fresh backbone when no --checkpoint is given (use it with --ttt-steps)")
+    p.add_argument("--positions", choices=POSITIONS, default="2d",
+                   help="grid positions of a fresh backbone (a checkpoint keeps its own)")
     p.add_argument("--seed", type=int, default=0, help="seed of the views, test-time training and synthetic tasks")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
 
@@ -118,24 +129,42 @@ def add_inference_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--max-side", type=int, default=30,
                    help="largest answer side decoded; lower it for quick runs on small tasks")
     g = p.add_argument_group("test-time training (per task, then discarded)")
-    g.add_argument("--ttt-steps", type=int, default=32,
-                   help="optimizer steps per task; 0 = off (fastest; a fresh backbone then answers at random)")
+    g.add_argument("--ttt-steps", type=int, default=None,
+                   help=f"optimizer steps per task; 0 = off (fastest; a fresh backbone then answers at random). "
+                        f"Default: {GPU_TTT_STEPS} on a GPU; on a CPU a budget of --ttt-seconds")
     g.add_argument("--ttt-lr", type=float, default=1e-3)
     g.add_argument("--ttt-rank", type=int, default=16, help="LoRA rank when the adapter is LoRA")
     g.add_argument("--ttt-mode", choices=("auto", "full", "lora"), default="auto",
                    help="auto: all weights for small backbones (<= 100M), a LoRA adapter above")
     g.add_argument("--ttt-batch", type=int, default=8, help="sequences per test-time step")
     g.add_argument("--ttt-seconds", type=float, default=None,
-                   help="wall-clock budget per task; stops test-time training early when spent")
+                   help=f"wall-clock budget of test-time training per task (default on a CPU: {CPU_TTT_SECONDS:g}, "
+                        "so a slow machine stays predictable; answering takes a few seconds more)")
+    g.add_argument("--ttt-views", choices=tuple(TTT_VIEWS), default=TTTConfig.views,
+                   help="what varies between test-time training sequences: all (dihedral x colours x "
+                        "demonstration order), geometry (no colour permutation), colours (no dihedral "
+                        "transform), order (demonstration order only), rule (the colours the rule does "
+                        "not seem to touch are permuted)")
 
 
-def configs_from_args(args: argparse.Namespace, max_len: int) -> tuple[InferenceConfig, TTTConfig]:
+def ttt_budget(steps: int | None, seconds: float | None, device: torch.device) -> tuple[int, float | None]:
+    """(steps, seconds) of test-time training: what was given, else a seconds budget on a CPU
+    and a fixed number of steps on an accelerator."""
+    if steps is None and seconds is None:
+        return (TTT_STEP_CAP, CPU_TTT_SECONDS) if device.type == "cpu" else (GPU_TTT_STEPS, None)
+    return (TTT_STEP_CAP if steps is None else steps), seconds
+
+
+def configs_from_args(args: argparse.Namespace, max_len: int,
+                      device: torch.device = torch.device("cpu")) -> tuple[InferenceConfig, TTTConfig]:
+    steps, seconds = ttt_budget(args.ttt_steps, args.ttt_seconds, device)
     try:
         inf = InferenceConfig(views=args.views, decoder=args.decoder, min_prob=args.min_prob,
                               max_candidates=args.max_candidates, vote_weight=args.vote_weight,
                               max_side=args.max_side, max_len=max_len, seed=args.seed)
-        ttt = TTTConfig(steps=args.ttt_steps, lr=args.ttt_lr, rank=args.ttt_rank, mode=args.ttt_mode,
-                        batch=args.ttt_batch, seconds=args.ttt_seconds, max_len=max_len, seed=args.seed)
+        ttt = TTTConfig(steps=steps, lr=args.ttt_lr, rank=args.ttt_rank, mode=args.ttt_mode,
+                        batch=args.ttt_batch, seconds=seconds, max_len=max_len, seed=args.seed,
+                        views=args.ttt_views)
     except ValueError as e:
         raise ArcEfeError(str(e)) from None
     return inf, ttt
@@ -241,8 +270,8 @@ def _setup(args: argparse.Namespace):
     device = dist.init(args.device)  # under torchrun: this rank's device
     torch.manual_seed(args.seed)
     run_dir = Path(args.checkpoint) if args.checkpoint else None
-    agent, solver2, bank, max_len = load_agent(run_dir, args.model_name, device)
-    inf, ttt = configs_from_args(args, max_len)
+    agent, solver2, bank, max_len = load_agent(run_dir, args.model_name, device, args.positions)
+    inf, ttt = configs_from_args(args, max_len, device)
     if run_dir is None and not ttt.enabled:
         dist.print0("note: a fresh, untrained backbone without test-time training (--ttt-steps) answers "
                     "at random", file=sys.stderr)

@@ -4,10 +4,16 @@ Training accuracy decodes a fixed subset of training queries as they are (identi
 Validation accuracy is the official score on the validation tasks' test outputs, with two
 attempts per output: the greedy answer on the task as it is, and the greedy answer on the
 transposed task mapped back.
+
+In-context accuracy (`icl_queries`) is the curve that shows rule learning appear: exact greedy
+answers, with no test-time training, on a fixed set of fresh generated tasks of seven simple
+families (colour permutation and swap, flips, rotations, transpose; grids up to 6x6) that no
+run trains on (its own seed). A model that only memorises its training tasks stays at 0 here.
 """
 
 from __future__ import annotations
 
+import functools
 from typing import Sequence
 
 import torch
@@ -21,6 +27,19 @@ from .tokens import SequenceTooLong, encode_task
 from .views import View
 
 DECODE_BATCH = 8
+ICL_FAMILIES = "colour_permutation,swap_colours,flip_lr,flip_ud,rotate_90,rotate_180,transpose"
+ICL_SEED = 7_777_777  # training sources use the run's seed: these tasks are never trained on
+ICL_SIDE = 6
+
+
+@functools.lru_cache(maxsize=4)
+def icl_queries(n: int, seed: int = ICL_SEED) -> tuple[Query, ...]:
+    """The first test query of each of `n` fresh generated tasks (the same for every run)."""
+    from .dataset import make_queries
+    from .synthetic import SyntheticSource
+
+    tasks = SyntheticSource(f"synthetic/{ICL_FAMILIES}:{ICL_SIDE}", seed).tasks(n)
+    return tuple(make_queries([t], "test")[0] for t in tasks)
 
 
 def decode_queries(agent: Agent, queries: Sequence[Query], view: View | Sequence[View], max_len: int,
@@ -50,9 +69,10 @@ def decode_queries(agent: Agent, queries: Sequence[Query], view: View | Sequence
     return answers
 
 
-def exact_accuracy(agent: Agent, queries: Sequence[Query], max_len: int) -> tuple[int, int]:
-    """(right, total): greedy answers that equal the target exactly."""
-    answers = decode_queries(agent, queries, View(), max_len)
+def exact_accuracy(agent: Agent, queries: Sequence[Query], max_len: int,
+                   max_side: int = MAX_SIDE) -> tuple[int, int]:
+    """(right, total): greedy answers (at most max_side a side) that equal the target exactly."""
+    answers = decode_queries(agent, queries, View(), max_len, max_side=max_side)
     return sum(grids_equal(a, q.target.output) for a, q in zip(answers, queries)), len(queries)
 
 

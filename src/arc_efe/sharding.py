@@ -10,9 +10,10 @@ mode only: a LoRA or frozen model mixes a low-precision base with float32 adapte
 one unit, which FSDP2 may refuse on GPU.
 
 Three things run outside FSDP's own forward:
-- the input embedding: the Agent looks the ids up itself (to add Solver2's memory vector) and
-  calls the backbone with `inputs_embeds`. The embedding is left out of sharding
-  (`ignored_params`): with the ARC vocabulary it has 16 rows, so it stays a plain tensor on
+- the input embedding and the grid positions: the Agent looks the ids up itself (to add
+  the grid positions and Solver2's memory vector) and calls the backbone with
+  `inputs_embeds`. Both are left out of sharding (`ignored_params`): with the ARC vocabulary
+  the embedding has 16 rows and the position tables about 120, so they stay plain tensors on
   every rank and its gradient goes through the explicit all-reduce.
 - decoding (validation on rank 0, the memory writer's checks on each rank's own queries): the
   number of forward calls differs between ranks, which sharded layers cannot follow (each
@@ -38,6 +39,7 @@ from torch import nn
 from torch.distributed.tensor import DTensor, distribute_tensor
 
 from .errors import ArcEfeError
+from .positions import position_parameters
 
 NOT_LAUNCHED = "--fsdp shards the model across torchrun ranks: start it with torchrun --nproc_per_node N"
 
@@ -52,7 +54,7 @@ def shard_backbone(backbone: nn.Module) -> list[nn.Module]:
     layers = [m for m in backbone.modules() if type(m).__name__.endswith("DecoderLayer")]
     if not layers:
         raise ArcEfeError(f"--fsdp: no decoder layers found in {type(backbone).__name__}")
-    keep = set(backbone.get_input_embeddings().parameters())
+    keep = set(backbone.get_input_embeddings().parameters()) | set(position_parameters(backbone))
     for layer in layers:
         fully_shard(layer, reshard_after_forward=True)
     fully_shard(backbone, reshard_after_forward=False, ignored_params=keep)

@@ -27,6 +27,7 @@ from .data import Grid, grids_equal
 from .distributed import gather_lists
 from .evaluation import decode_queries
 from .memory import MemoryBank
+from .positions import embed, grid_module, grid_places
 from .sequences import Example, collate, forward_example, view_pairs
 from .tokens import OUT, PAD, answer_tokens, encode_task
 
@@ -65,16 +66,19 @@ class Solver2(nn.Module):
 @torch.no_grad()
 def task_keys(backbone: nn.Module, examples: list[Example], device: torch.device) -> torch.Tensor:
     """Task keys of examples: last hidden states mean-pooled over their demonstrations."""
-    contexts = [e.tokens[: max(e.context_end, 1)] for e in examples]
-    length = max(len(c) for c in contexts)
-    ids = torch.full((len(contexts), length), PAD, dtype=torch.long)
-    mask = torch.zeros((len(contexts), length), dtype=torch.long)
-    for i, c in enumerate(contexts):
-        ids[i, : len(c)] = torch.tensor(c)
-        mask[i, : len(c)] = 1
-    ids, mask = ids.to(device), mask.to(device)
-    hidden = backbone(input_ids=ids, attention_mask=mask, output_hidden_states=True,
-                      use_cache=False).hidden_states[-1].float()
+    ends = [max(e.context_end, 1) for e in examples]
+    length = max(ends)
+    full = torch.full((len(examples), max(len(e.tokens) for e in examples)), PAD, dtype=torch.long)
+    mask = torch.zeros((len(examples), length), dtype=torch.long)
+    for i, (e, end) in enumerate(zip(examples, ends)):
+        full[i, : len(e.tokens)] = torch.tensor(e.tokens)
+        mask[i, :end] = 1
+    full, mask = full.to(device), mask.to(device)
+    # grid places from the whole sequence, so each demonstration keeps the role it has there
+    ids = torch.where(mask.bool(), full[:, :length], torch.full_like(mask, PAD))
+    places = grid_places(full)[:, :length] if grid_module(backbone) is not None else None
+    hidden = backbone(inputs_embeds=embed(backbone, ids, places=places), attention_mask=mask,
+                      output_hidden_states=True, use_cache=False).hidden_states[-1].float()
     pooled = (hidden * mask.unsqueeze(-1)).sum(1) / mask.sum(1, keepdim=True)
     return F.normalize(pooled, dim=-1)
 

@@ -156,7 +156,8 @@ def setup(cfg: TrainConfig, resume: str | Path | None = None, resume_checkpoint:
     # change (a frozen or LoRA base) are held in the compute dtype to halve their memory.
     weight_dtype = dtype if cfg.mode in ("frozen", "lora") else torch.float32
     backbone = load_backbone(BackboneConfig(model_name=cfg.model_name, mode=cfg.mode,
-                                            lora_rank=cfg.lora_rank, lora_alpha=cfg.lora_alpha),
+                                            lora_rank=cfg.lora_rank, lora_alpha=cfg.lora_alpha,
+                                            positions=cfg.positions),
                              device, weight_dtype)
     for p in head_parameters(backbone):  # the head always learns: keep it in float32
         p.data = p.data.float()

@@ -50,6 +50,9 @@ def _pass_order(n: int, seed: int, epoch: int, p: int) -> np.ndarray:
     return np.random.default_rng([seed, epoch, p]).permutation(n)
 
 
+CURRICULUM_START = 3  # largest grid side of generated tasks at the start of a --curriculum run
+
+
 @dataclass
 class TrainingData:
     name: str
@@ -77,13 +80,25 @@ class TrainingData:
             p, j = divmod(g, len(self.queries))
             return self.queries[_pass_order(len(self.queries), cfg.seed, epoch, p)[j]]
         source = self.synthetic[k - 1 if self.queries else k]
+        side = curriculum_side(cfg, source.max_side, epoch, b, self.batches_per_epoch(cfg))
         for attempt in range(20):  # a generated task too long for max_len is passed over
-            task = source.task((epoch * 1_000_000 + g) * 20 + attempt)
+            task = source.task((epoch * 1_000_000 + g) * 20 + attempt, side)
             candidates = [q for q in make_queries([task], "train") + make_queries([task], "test")
                           if fits(q, cfg.max_len)]
             if candidates:
                 return candidates[int(rng.integers(len(candidates)))]
         raise ConfigError(f"{source.name}: no generated task fits --max-len {cfg.max_len}")
+
+
+def curriculum_side(cfg: TrainConfig, cap: int, epoch: int, b: int, per_epoch: int) -> int | None:
+    """With --curriculum, the largest side of generated grids at micro-batch b of `epoch`: from
+    CURRICULUM_START at the start up to the source's own limit `cap` halfway through training,
+    then `cap`. None (the source's limit) without --curriculum."""
+    if not cfg.curriculum:
+        return None
+    progress = (epoch * per_epoch + b) / max(1, cfg.epochs * per_epoch)
+    start = min(CURRICULUM_START, cap)
+    return min(cap, start + int((cap - start) * min(1.0, 2 * progress)))
 
 
 def load_training_data(cfg: TrainConfig) -> TrainingData:

@@ -45,11 +45,17 @@ from .dataset import make_queries
 from .device import autocast
 from .sequences import collate, forward_example
 from .tokens import SequenceTooLong
-from .views import random_view
+from .views import random_view, rule_colours, rule_keeping_view
 
 FULL_MAX_PARAMS = 100_000_000
 LORA_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 TTT_ADAPTER = "ttt"
+# Views of the demonstrations while training on them (keyword arguments of random_view):
+# every view (dihedral x colours x demonstration order), without colour permutation,
+# without dihedral transforms, only the demonstration order; and "rule" (views.rule_keeping_view:
+# no dihedral transform, only the colours the rule does not seem to act on permuted).
+TTT_VIEWS = {"all": {}, "geometry": {"colours": False}, "colours": {"dihedral": False},
+             "order": {"dihedral": False, "colours": False}, "rule": None}
 
 
 @dataclass
@@ -62,8 +68,11 @@ class TTTConfig:
     seconds: float | None = None  # wall-clock budget per task; stops early when spent
     max_len: int = 2048
     seed: int = 0
+    views: str = "all"  # what varies between training sequences: see TTT_VIEWS
 
     def __post_init__(self) -> None:
+        if self.views not in TTT_VIEWS:
+            raise ValueError(f"test-time training views must be one of {', '.join(TTT_VIEWS)}, got {self.views!r}")
         if self.mode not in ("auto", "full", "lora"):
             raise ValueError(f"test-time training mode must be auto, full or lora, got {self.mode!r}")
         if self.steps < 0 or self.batch < 1 or self.rank < 1 or self.lr <= 0:
@@ -164,11 +173,16 @@ class TestTimeTrainer:
 
     def _examples(self, task: Task, rng: np.random.Generator):
         queries = make_queries([task], "train")
+        fixed = rule_colours(task.train)
         out = []
         for k in rng.integers(len(queries), size=self.cfg.batch):
             q = queries[int(k)]
             try:
-                out.append(forward_example(q, random_view(rng, len(q.context)), self.cfg.max_len))
+                if self.cfg.views == "rule":
+                    view = rule_keeping_view(rng, len(q.context), fixed)
+                else:
+                    view = random_view(rng, len(q.context), **TTT_VIEWS[self.cfg.views])
+                out.append(forward_example(q, view, self.cfg.max_len))
             except SequenceTooLong:
                 continue
         return out

@@ -105,3 +105,32 @@ def random_view(rng: np.random.Generator, n_demos: int | None = None, *, dihedra
 
 def all_dihedral_views() -> list[View]:
     return [View(k) for k in range(8)]
+
+
+def rule_colours(pairs) -> set[int]:
+    """Colours a task's rule seems to act on: those whose cell count differs between the
+    input and the output of some demonstration (a recoloured, swapped or painted colour),
+    plus the background 0. A rule that only moves cells (flip, rotate, shift) keeps every
+    count, so no colour is named. Permuting the other colours keeps such a rule the same
+    rule, which a model that has not learnt to read rules in context needs."""
+    fixed = {0}
+    for p in pairs:
+        if p.output is None:
+            continue
+        a = np.bincount(p.input.reshape(-1), minlength=NUM_COLOURS)
+        b = np.bincount(p.output.reshape(-1), minlength=NUM_COLOURS)
+        if p.input.shape != p.output.shape:  # sizes differ: only colours that appear or vanish
+            fixed |= {c for c in range(NUM_COLOURS) if (a[c] == 0) != (b[c] == 0)}
+        else:
+            fixed |= {c for c in range(NUM_COLOURS) if a[c] != b[c]}
+    return fixed
+
+
+def rule_keeping_view(rng: np.random.Generator, n_demos: int, fixed: set[int]) -> View:
+    """Demonstration order shuffled and the colours outside `fixed` permuted among themselves;
+    the grids keep their orientation."""
+    free = [c for c in range(NUM_COLOURS) if c not in fixed]
+    perm = list(range(NUM_COLOURS))
+    for c, new in zip(free, rng.permutation(free) if free else []):
+        perm[c] = int(new)
+    return View(0, tuple(perm), tuple(int(i) for i in rng.permutation(n_demos)))

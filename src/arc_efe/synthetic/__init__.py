@@ -15,6 +15,7 @@ Families live in the modules of this package, grouped by the kind of knowledge t
 from __future__ import annotations
 
 from dataclasses import dataclass
+import functools
 from typing import Callable
 
 import numpy as np
@@ -115,20 +116,37 @@ class SyntheticSource:
         self.seed = seed
         self.families, self.max_side = parse_name(name)
 
-    def task(self, i: int) -> Task:
+    def task(self, i: int, max_side: int | None = None) -> Task:
+        """Task i; `max_side` tightens the source's size limit (a curriculum's early steps)."""
+        side = self.max_side if max_side is None else min(max_side, self.max_side)
         rng = np.random.default_rng([self.seed, i, 0x5EED])
-        for attempt in range(len(self.families) + 1):
-            family = self.families[int(rng.integers(len(self.families)))]
+        families = self.families
+        if side < MAX_SIDE and len(families) > 1:  # leave out families that cannot fit the limit
+            families = [f for f in families if fits_side(f.name, side)] or families
+        for attempt in range(len(families) + 1):
+            family = families[int(rng.integers(len(families)))]
             try:
-                return generate_task(family, rng, f"{family.name}-s{self.seed}-{i}", max_side=self.max_side)
+                return generate_task(family, rng, f"{family.name}-s{self.seed}-{i}", max_side=side)
             except GenerationError:
                 # Under a size limit some families cannot fit; another family is drawn.
-                if self.max_side == MAX_SIDE or len(self.families) == 1 or attempt == len(self.families):
+                if side == MAX_SIDE or len(families) == 1 or attempt == len(families):
                     raise
         raise AssertionError("unreachable")
 
     def tasks(self, n: int, start: int = 0) -> list[Task]:
         return [self.task(i) for i in range(start, start + n)]
+
+
+@functools.lru_cache(maxsize=None)
+def fits_side(family: str, side: int) -> bool:
+    """Whether `family` made a task with grids at most `side` a side in a fixed probe (the same
+    answer on every machine, so a source's tasks do not depend on what ran before). Families
+    that cannot fit a small limit would otherwise cost 100 failed draws for every task."""
+    try:
+        generate_task(FAMILIES[family], np.random.default_rng([side, 0xF17]), "probe", max_side=side)
+        return True
+    except GenerationError:
+        return False
 
 
 def is_synthetic(name: str) -> bool:

@@ -1,0 +1,196 @@
+"""Grid positions: every token's place in the task, and the embeddings that give it to the model.
+
+A task is one token stream (`tokens.py`), so in 1D "the cell below" is a row width away and
+"the mirrored cell" is somewhere else in every grid: a plain transformer must learn 2D
+geometry before any rule. Here every token also gets its place, read from the stream itself
+(the IN/OUT/ROW/END markers say everything):
+
+- role: which kind of grid it belongs to: demonstration input or output, test input, draft,
+  answer (0 for BOS and padding). IN/OUT open the grid they name and END closes an output.
+- pair: the demonstration's number (1, 2, ...; 0 outside demonstrations).
+- row, col: the cell's row and column; a ROW token sits after its row's last cell (col =
+  width), END below the last row (row = height, col 0).
+- next row, next col: the place of the cell written after this token if the row goes on
+  (the cell to the right; after ROW the start of the next row; after IN/OUT the corner).
+  A causal model predicts the next token at each position, so this is the place its
+  prediction is about: copying a cell becomes "attend to the cell at my next place".
+- mirrored row and column (`2d-mirror` only): height-1-row and width-1-col of grids the model
+  reads whole (everything but the answer, whose size is still being written). A flip or a
+  rotation then becomes "attend to the cell whose mirrored column equals my column": one
+  fixed attention pattern for every grid size, where absolute columns alone need the width.
+
+`GridPositions` adds one learned embedding per channel to the token embeddings (the Qwen
+rotary 1D positions stay as they are). Zero-initialised (`zero_init`, used for pretrained
+backbones) it changes nothing until training moves it. `--positions 1d` leaves it out.
+
+The places depend only on the tokens, so packed rows (each sequence starts with BOS),
+left-padded decoding prompts and teacher forcing all agree; an incremental decoder computes
+the places of the whole sequence so far and takes the last (`grid_places(...)[:, -1:]`).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from .data import MAX_SIDE, NUM_COLOURS
+from .tokens import BOS, END, IN, OUT, PAD, ROW
+
+POSITIONS = ("1d", "2d", "2d-mirror")
+ROLE_NONE, ROLE_DEMO_IN, ROLE_DEMO_OUT, ROLE_TEST_IN, ROLE_DRAFT, ROLE_ANSWER = range(6)
+N_ROLES = 6
+N_PAIRS = 16  # demonstrations past the 15th share the last row
+NO_PLACE = MAX_SIDE + 1  # row/column index of tokens that are no cell (markers, padding)
+N_PLACES = MAX_SIDE + 2
+CHANNELS = ("role", "pair", "row", "col", "next_row", "next_col", "mirror_row", "mirror_col")
+
+
+def _last_index(flag: torch.Tensor) -> torch.Tensor:
+    """For each position, the index of the last True at or before it (-1 if none)."""
+    idx = torch.arange(flag.shape[-1], device=flag.device).expand_as(flag)
+    return torch.where(flag, idx, torch.full_like(idx, -1)).cummax(-1).values
+
+
+def _at(values: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+    """values[b, index[b, t]] with index -1 reading 0."""
+    got = values.gather(-1, index.clamp_min(0))
+    return torch.where(index >= 0, got, torch.zeros_like(got))
+
+
+def _group_total(values: torch.Tensor, group: torch.Tensor, reduce: str) -> torch.Tensor:
+    """For each position, `reduce` ("sum" or "amax") of `values` over its group (ids >= 0)."""
+    b, n = values.shape
+    out = torch.zeros((b, n + 1), dtype=values.dtype, device=values.device)
+    out = out.scatter_reduce(-1, group + 1, values, reduce=reduce, include_self=True)
+    return out.gather(-1, group + 1)
+
+
+@torch.no_grad()
+def grid_places(ids: torch.Tensor) -> torch.Tensor:
+    """(B, L, 8) long: role, pair, row, col, next row, next col, mirrored row, mirrored col of every token of
+    `ids` (B, L). See the module docstring; malformed streams give clamped, finite places."""
+    if ids.ndim == 1:
+        return grid_places(ids[None])[0]
+    ids = ids.long()
+    is_bos, is_in, is_out, is_row = ids == BOS, ids == IN, ids == OUT, ids == ROW
+    is_cell = ids < NUM_COLOURS
+    opener = is_bos | is_in | is_out
+    idx = torch.arange(ids.shape[-1], device=ids.device).expand_as(ids)
+
+    # rows and columns within the grid the token belongs to
+    last_open = _last_index(opener)
+    rows_so_far = is_row.long().cumsum(-1)
+    row = rows_so_far - is_row.long() - _at(rows_so_far, last_open)
+    last_break = _last_index(opener | is_row)  # at or before t; a ROW's own row began before it
+    before = torch.cat([torch.full_like(last_break[..., :1], -1), last_break[..., :-1]], -1)
+    col = idx - before - 1
+    in_grid = is_cell | is_row | (ids == END)
+    row = torch.where(in_grid, row.clamp(0, MAX_SIDE), torch.full_like(row, NO_PLACE))
+    col = torch.where(in_grid, col.clamp(0, MAX_SIDE), torch.full_like(col, NO_PLACE))
+
+    # which grid: demonstrations come before the sequence's last IN; after it, the test input,
+    # then drafts, and the answer under the last OUT
+    seq_start = _last_index(is_bos)
+    ins = is_in.long().cumsum(-1)
+    outs = is_out.long().cumsum(-1)
+    in_no = ins - _at(ins, seq_start)  # IN markers of this sequence so far
+    out_no = outs - _at(outs, seq_start)
+    seq = is_bos.long().cumsum(-1)  # sequence number within the row (pads before BOS: 0)
+    last_in = in_no == _group_total(in_no, seq, "amax")
+    last_out = out_no == _group_total(out_no, seq, "amax")
+    opened_by = _at(ids, last_open)
+    reading_output = (opened_by == OUT) & ~is_bos
+    reading_input = (opened_by == IN) & ~is_bos
+    role = torch.full_like(ids, ROLE_NONE)
+    role = torch.where(reading_input, torch.where(last_in, ROLE_TEST_IN, ROLE_DEMO_IN), role)
+    query_out = torch.where(last_out, ROLE_ANSWER, ROLE_DRAFT)
+    role = torch.where(reading_output, torch.where(last_in, query_out, ROLE_DEMO_OUT), role)
+    role = torch.where(ids == PAD, torch.full_like(role, ROLE_NONE), role)
+    pair = torch.where((role == ROLE_DEMO_IN) | (role == ROLE_DEMO_OUT),
+                       in_no.clamp(1, N_PAIRS - 1), torch.zeros_like(in_no))
+
+    # mirrored places: height and width of each grid, known for every grid but the answer
+    grid = opener.long().cumsum(-1)
+    height = _group_total(is_row.long(), grid, "sum")
+    width = _group_total(torch.where(is_cell, col + 1, torch.zeros_like(col)), grid, "amax")
+    mirrored = is_cell & (role != ROLE_ANSWER) & (role != ROLE_NONE)
+    none = torch.full_like(row, NO_PLACE)
+    mirror_row = torch.where(mirrored, (height - 1 - row).clamp(0, MAX_SIDE), none)
+    mirror_col = torch.where(mirrored, (width - 1 - col).clamp(0, MAX_SIDE), none)
+
+    # the place of the cell the model writes next, if the row goes on: what a causal model's
+    # prediction at this token is about
+    next_row = torch.where(is_cell, row, torch.where(is_row, (row + 1).clamp(max=MAX_SIDE), none))
+    next_col = torch.where(is_cell, (col + 1).clamp(max=MAX_SIDE), torch.where(is_row, 0, none))
+    starts = is_in | is_out
+    next_row = torch.where(starts, 0, next_row)
+    next_col = torch.where(starts, 0, next_col)
+    return torch.stack([role, pair, row, col, next_row, next_col, mirror_row, mirror_col], -1)
+
+
+class GridPositions(nn.Module):
+    """Learned embeddings of the channels of `grid_places`, summed."""
+
+    def __init__(self, hidden: int, kind: str = "2d", zero_init: bool = False, std: float = 0.02):
+        """`std`: the spread of the sum of all tables at initialisation (each gets
+        std / sqrt(tables)), so the places start no louder than a token embedding."""
+        super().__init__()
+        if kind not in POSITIONS or kind == "1d":
+            raise ValueError(f"GridPositions takes '2d' or '2d-mirror', got {kind!r}")
+        self.kind = kind
+        # The demonstration number (`pair`) is a place too but gets no table: test-time
+        # training sees n-1 demonstrations and the test prompt n, so the last number would be
+        # one the model never trained on (measured: it broke answers that were right without it).
+        sizes = {"role": N_ROLES, "row": N_PLACES, "col": N_PLACES,
+                 "next_row": N_PLACES, "next_col": N_PLACES}
+        if kind == "2d-mirror":
+            sizes.update(mirror_row=N_PLACES, mirror_col=N_PLACES)
+        self.tables = nn.ModuleDict({name: nn.Embedding(n, hidden) for name, n in sizes.items()})
+        with torch.no_grad():
+            for t in self.tables.values():
+                t.weight.zero_() if zero_init else t.weight.normal_(0.0, std / len(sizes) ** 0.5)
+        self.channels = [CHANNELS.index(name) for name in self.tables]
+
+    def forward(self, places: torch.Tensor) -> torch.Tensor:
+        out = None
+        for channel, table in zip(self.channels, self.tables.values()):
+            e = table(places[..., channel])
+            out = e if out is None else out + e
+        return out
+
+
+def attach(model: nn.Module, kind: str, zero_init: bool) -> None:
+    """Give `model` (a causal LM) grid positions of `kind` as `model.arc_positions`, in
+    float32 on the model's device (they always train in float32, like the head)."""
+    if kind not in POSITIONS:
+        raise ValueError(f"positions must be one of {', '.join(POSITIONS)}, got {kind!r}")
+    if kind == "1d":
+        return
+    emb = model.get_input_embeddings()
+    model.arc_positions = GridPositions(emb.embedding_dim, kind, zero_init).to(emb.weight.device)
+
+
+def grid_module(backbone: nn.Module) -> GridPositions | None:
+    """The backbone's grid positions (through a peft or torch.compile wrapper), or None."""
+    return getattr(backbone, "arc_positions", None)
+
+
+def position_parameters(backbone: nn.Module) -> list[nn.Parameter]:
+    """The grid position embeddings' parameters (none with `--positions 1d`)."""
+    grid = grid_module(backbone)
+    return [] if grid is None else list(grid.parameters())
+
+
+def embed(backbone: nn.Module, ids: torch.Tensor, memory: torch.Tensor | None = None,
+          places: torch.Tensor | None = None) -> torch.Tensor:
+    """Input embeddings of `ids` (B, L): token embedding + grid positions (when the backbone
+    has them; `places` (B, L, 8) for tokens that continue an earlier sequence, else read from
+    `ids`) + Solver2's memory readout (B, H) or (B, L, H)."""
+    embeds = backbone.get_input_embeddings()(ids)
+    grid = grid_module(backbone)
+    if grid is not None:
+        embeds = embeds + grid(grid_places(ids) if places is None else places).to(embeds.dtype)
+    if memory is not None:
+        memory = memory.to(embeds.dtype)
+        embeds = embeds + (memory.unsqueeze(1) if memory.ndim == 2 else memory)
+    return embeds
