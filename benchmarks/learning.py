@@ -2,6 +2,7 @@
 
     python benchmarks/learning.py                  # 10 minutes per configuration
     python benchmarks/learning.py --budget-min 2   # quicker look
+    python benchmarks/learning.py --modes full --positions 1d,2d --threads 1   # grid positions or not
 
 For each configuration (backbone trainable, then `--freeze-qwen`) it trains the tiny
 backbone from scratch on the N smallest `arc-agi-1/training` tasks (by token count) for
@@ -24,16 +25,18 @@ from arc_efe.train import setup
 from common import smallest_tasks_file, train_for
 
 
-def run_one(data: Path, out: Path, mode: str, args) -> dict:
+def run_one(data: Path, out: Path, mode: str, positions: str, args) -> dict:
     torch.set_num_threads(args.threads)
-    cfg = TrainConfig(data=str(data), output_dir=str(out), run_name=mode, mode=mode, device="cpu",
+    torch.manual_seed(args.seed)
+    cfg = TrainConfig(data=str(data), output_dir=str(out), run_name=f"{mode}-{positions}", mode=mode,
+                      positions=positions, device="cpu",
                       agent_lr=args.lr, batch_size=args.batch_size, val_fraction=0.0,
                       augment=not args.no_augment, warmup_steps=20, max_len=1024,
                       tensorboard=False, seed=args.seed, epochs=1, memory=False)
     run = setup(cfg)
     res = train_for(run, args.budget_min * 60)
     right, total = exact_accuracy(run.agent, run.queries, cfg.max_len)
-    return {"mode": mode, **res, "right": right, "total": total}
+    return {"mode": f"{mode}/{positions}", **res, "right": right, "total": total}
 
 
 def main() -> None:
@@ -46,17 +49,19 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--modes", default="full,frozen")
+    p.add_argument("--positions", default="2d", help="comma-separated grid positions to compare, e.g. 1d,2d")
     args = p.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         data = smallest_tasks_file(args.tasks, Path(tmp))
         print(f"{args.tasks} smallest arc-agi-1/training tasks, {args.budget_min:g} min per configuration, "
               f"lr {args.lr:g}, batch {args.batch_size}, augment {not args.no_augment}")
-        results = [run_one(data, Path(tmp), mode, args) for mode in args.modes.split(",")]
+        results = [run_one(data, Path(tmp), mode, pos, args)
+                   for mode in args.modes.split(",") for pos in args.positions.split(",")]
     print()
-    print("mode     steps  loss per tenth of the budget" + " " * 38 + "train accuracy")
+    print("mode/positions  steps  loss per tenth of the budget" + " " * 38 + "train accuracy")
     for r in results:
         curve = " ".join(f"{v:.3f}" for v in r["curve"])
-        print(f"{r['mode']:<8} {r['steps']:>5}  {curve}  {r['right']}/{r['total']} "
+        print(f"{r['mode']:<15} {r['steps']:>5}  {curve}  {r['right']}/{r['total']} "
               f"({100 * r['right'] / max(r['total'], 1):.1f}%)")
 
 
