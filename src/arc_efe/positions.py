@@ -7,7 +7,8 @@ geometry before any rule. Here every token also gets its place, read from the st
 
 - role: which kind of grid it belongs to: demonstration input or output, test input, draft,
   answer (0 for BOS and padding). IN/OUT open the grid they name and END closes an output.
-- pair: the demonstration's number (1, 2, ...; 0 outside demonstrations).
+- pair: the demonstration's number (1, 2, ...; 0 outside demonstrations); computed, but no
+  embedding uses it (see GridPositions).
 - row, col: the cell's row and column; a ROW token sits after its row's last cell (col =
   width), END below the last row (row = height, col 0).
 - next row, next col: the place of the cell written after this token if the row goes on
@@ -19,7 +20,8 @@ geometry before any rule. Here every token also gets its place, read from the st
   rotation then becomes "attend to the cell whose mirrored column equals my column": one
   fixed attention pattern for every grid size, where absolute columns alone need the width.
 
-`GridPositions` adds one learned embedding per channel to the token embeddings (the Qwen
+`GridPositions` adds one learned embedding per channel (role, row, col, next row, next col;
+`2d-mirror` also the mirrored row and col) to the token embeddings (the Qwen
 rotary 1D positions stay as they are). Zero-initialised (`zero_init`, used for pretrained
 backbones) it changes nothing until training moves it. `--positions 1d` leaves it out.
 
