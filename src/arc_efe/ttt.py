@@ -173,7 +173,7 @@ class TestTimeTrainer:
 
     def _examples(self, task: Task, rng: np.random.Generator):
         queries = make_queries([task], "train")
-        fixed = rule_colours(task.train)
+        fixed = rule_colours(task.train) if self.cfg.views == "rule" else None
         out = []
         for k in rng.integers(len(queries), size=self.cfg.batch):
             q = queries[int(k)]
