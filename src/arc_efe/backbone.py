@@ -66,6 +66,7 @@ class BackboneConfig:
                                      "up_proj", "down_proj")
     attn_implementation: str = "sdpa"
     positions: str = "2d"  # "1d" (the token stream alone), "2d" or "2d-mirror" (positions.py)
+    init: str | Path | None = None  # every weight, as save_trainable wrote them from a full model
 
     def __post_init__(self) -> None:
         if self.positions not in POSITIONS:
@@ -224,6 +225,8 @@ def load_backbone(cfg: BackboneConfig, device: torch.device, dtype: torch.dtype)
     # Grid positions: random like the other weights for a preset, zero for a pretrained model
     # (which then gives exactly the logits it gave without them until training moves them).
     attach(model, cfg.positions, zero_init=cfg.model_name not in PRESETS)
+    if cfg.init is not None:  # trained weights (modelfolder.py), before LoRA wraps the model
+        load_trainable(model, cfg.init)
     model.to(device)
     if cfg.mode == "frozen":
         for p in model.parameters():

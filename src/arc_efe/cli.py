@@ -144,6 +144,15 @@ def cmd_diagnose(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_export(args: argparse.Namespace) -> int:
+    from .modelfolder import export_model
+
+    spec = export_model(args.source, args.folder)
+    print(f"wrote {args.folder}: {spec.model_name}, {spec.positions} positions, max_len {spec.max_len} "
+          f"(checksums in {Path(args.folder) / 'manifest.json'})")
+    return 0
+
+
 def cmd_report(args: argparse.Namespace) -> int:
     from .report import write_report
 
@@ -291,6 +300,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-tasks", type=int, default=10,
                    help="evaluated tasks drawn as grids, wrong ones first; raise it to see more (the page grows)")
     p.set_defaults(func=cmd_report)
+
+    p = sub.add_parser("export", help="write a model folder (weights, config, checksums) from a training run, "
+                                      "for evaluate --checkpoint and train --init")
+    p.add_argument("source", help="a training run in full mode (its latest checkpoint) or one of its checkpoints")
+    p.add_argument("folder", help="the model folder to write, e.g. models/my-model (replaced atomically; "
+                                  "a README.md model card already there is kept)")
+    p.set_defaults(func=cmd_export)
     return parser
 
 

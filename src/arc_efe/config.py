@@ -44,6 +44,7 @@ class TrainConfig:
     max_tokens: int | None = None  # tokens per packed row; None: the whole micro-batch in one row
     # model
     model_name: str = "tiny"
+    init: str | None = None  # start from these weights: a model folder, a run or a checkpoint (full mode)
     mode: str = "full"
     positions: str = "2d"  # grid positions (positions.py); "1d" = the token stream alone
     lora_rank: int = 16
@@ -220,11 +221,17 @@ def add_train_args(p: argparse.ArgumentParser) -> None:
                         "fastest with sdpa or flash attention). Set it, e.g. to --max-len, with an "
                         "attention that builds a full mask (eager), or if a long row runs out of memory")
     g = p.add_argument_group("model")
-    g.add_argument("--model-name", default=d.model_name,
-                   help=f"preset ({', '.join(MODEL_PRESETS)}), hub id or local folder of a Qwen2/Qwen3 model")
-    g.add_argument("--positions", choices=POSITIONS, default=d.positions,
-                   help="how the model sees where a token is: 2d adds learned row, column and grid-role "
-                        "embeddings (zero at the start for a pretrained model), 2d-mirror also the "
+    g.add_argument("--model-name", default=None,
+                   help=f"preset ({', '.join(MODEL_PRESETS)}; default {d.model_name}), hub id or local folder "
+                        "of a Qwen2/Qwen3 model")
+    g.add_argument("--init", default=None, metavar="PATH",
+                   help="start from trained weights instead of a fresh preset: a model folder such as "
+                        "models/arc-efe-tiny (the shipped pretrained model), a training run or one of its "
+                        "checkpoints (full mode). Its model and grid positions come with it. Use it to "
+                        "fine-tune on your own tasks: far fewer steps than from scratch")
+    g.add_argument("--positions", choices=POSITIONS, default=None,
+                   help=f"how the model sees where a token is: 2d (default) adds learned row, column and "
+                        "grid-role embeddings (zero at the start for a pretrained model), 2d-mirror also the "
                         "mirrored row and column, 1d only the token stream (for comparison)")
     frz = g.add_mutually_exclusive_group()
     frz.add_argument("--no-freeze-qwen", dest="mode", action="store_const", const="full",
@@ -313,6 +320,19 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
     names = {f.name for f in fields(TrainConfig)}
     values = {k: v for k, v in vars(args).items() if k in names and k != "weights"}
     values["weights"] = {name: getattr(args, f"{name}_weight") for name in DEFAULT_WEIGHTS}
+    if values.get("init"):  # the model and its grid positions are those of the weights
+        from .modelfolder import model_source
+
+        spec = model_source(values["init"])
+        for key in ("model_name", "positions"):
+            given, needed = values.get(key), getattr(spec, key)
+            if given is not None and given != needed:
+                raise ConfigError(f"--init {values['init']} is a {spec.model_name} model with {spec.positions} "
+                                  f"positions: --{key.replace('_', '-')} {given} does not fit it")
+            values[key] = needed
+    for key in ("model_name", "positions"):  # not given: the defaults
+        if values.get(key) is None:
+            values.pop(key, None)
     return TrainConfig(**values)
 
 

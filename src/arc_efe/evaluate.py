@@ -16,9 +16,10 @@ and prints a per-task table while it runs, with a progress line (tasks done, sol
 time left) on standard error. `merge` combines the submissions of several shards. `solve`
 does the same as evaluate on one task file and draws the two attempts.
 
-The model is a trained run (`--checkpoint RUN_DIR`, its latest checkpoint) or a fresh
-backbone (`--model-name`, default tiny): a fresh backbone only makes sense with test-time
-training, which then learns each task from scratch.
+The model is the shipped pretrained `models/arc-efe-tiny` unless `--checkpoint` names a model
+folder, a trained run (its latest checkpoint) or one checkpoint; `--checkpoint fresh` (or
+`--model-name`) is an untrained backbone, which only makes sense with test-time training,
+which then learns each task from scratch. The first line printed names the model.
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ from .errors import ArcEfeError, SubmissionError
 from .files import atomic_write_text, read_safetensors
 from .inference import InferenceConfig, MemoryFn, TaskResult, solve_task
 from .memory import MemoryBank
+from .modelfolder import FRESH, is_model_folder, read_model_folder, shipped_model
 from .positions import POSITIONS
 from .scoring import make_entry, read_submission, report_lines, score_submission, write_submission
 from .sequences import Example
@@ -61,11 +63,17 @@ TTT_STEP_CAP = 100_000  # steps when only a budget in seconds is given
 
 
 def load_agent(run_dir: Path | None, model_name: str, device: torch.device, positions: str = "2d"):
-    """(agent, solver2, bank, max_len) of a run's latest checkpoint, or a fresh backbone."""
+    """(agent, solver2, bank, max_len) of a run's latest checkpoint or one checkpoint folder,
+    of a model folder (modelfolder.py), or a fresh backbone when `run_dir` is None."""
     dtype = default_dtype(device)
     if run_dir is None:
         backbone = load_backbone(BackboneConfig(model_name=model_name, positions=positions), device, torch.float32)
         return Agent(backbone).eval(), None, None, 2048
+    if is_model_folder(run_dir):
+        spec = read_model_folder(run_dir)  # verified against its manifest
+        backbone = load_backbone(BackboneConfig(model_name=spec.model_name, positions=spec.positions,
+                                                init=spec.weights), device, torch.float32)
+        return Agent(backbone).eval(), None, None, spec.max_len
     chosen = None
     if run_dir.parent.name == "checkpoints":  # a checkpoint folder of a run: that one, not the latest
         run_dir, chosen = run_dir.parent.parent, run_dir.name
@@ -104,13 +112,15 @@ def memory_function(agent: Agent, solver2: Solver2 | None, bank: MemoryBank | No
 
 # --- arguments ------------------------------------------------------------------------
 def add_model_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--checkpoint", default=None, metavar="RUN_DIR",
-                   help="a training run (its latest checkpoint) or one checkpoint folder, "
-                        "RUN_DIR/checkpoints/step_NNNNNNN")
-    p.add_argument("--model-name", default="tiny",
-                   help="fresh backbone when no --checkpoint is given (use it with --ttt-steps)")
+    p.add_argument("--checkpoint", default=None, metavar="PATH",
+                   help="the model: a model folder such as models/arc-efe-tiny (the default), a training "
+                        "run (its latest checkpoint), one checkpoint folder RUN_DIR/checkpoints/step_NNNNNNN, "
+                        f"or '{FRESH}' for an untrained backbone that learns each task from scratch by "
+                        "test-time training")
+    p.add_argument("--model-name", default=None,
+                   help="an untrained backbone of this preset (tiny unless given): implies --checkpoint fresh")
     p.add_argument("--positions", choices=POSITIONS, default="2d",
-                   help="grid positions of a fresh backbone (a checkpoint keeps its own)")
+                   help="grid positions of an untrained backbone (a trained model keeps its own)")
     p.add_argument("--seed", type=int, default=0, help="seed of the views, test-time training and synthetic tasks")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
 
@@ -266,11 +276,30 @@ def _select_tasks(args: argparse.Namespace) -> list[Task]:
     return tasks[i - 1::n]
 
 
+def model_path(args: argparse.Namespace) -> Path | None:
+    """The model folder or run to answer with; None for an untrained backbone."""
+    if args.checkpoint == FRESH or (args.checkpoint is None and args.model_name is not None):
+        return None
+    return Path(args.checkpoint) if args.checkpoint else shipped_model()
+
+
+def model_line(args: argparse.Namespace, path: Path | None) -> str:
+    """The first line evaluate and solve print: which model answers."""
+    if path is None:
+        return (f"model: an untrained {args.model_name or 'tiny'} backbone ({args.positions} positions): "
+                "it learns each task from scratch by test-time training")
+    if args.checkpoint is None:
+        return (f"model: the shipped pretrained model {path} (its card: {path / 'README.md'}); "
+                f"--checkpoint RUN_DIR for your own, --checkpoint {FRESH} for an untrained one")
+    return f"model: {path}"
+
+
 def _setup(args: argparse.Namespace):
     device = dist.init(args.device)  # under torchrun: this rank's device
     torch.manual_seed(args.seed)
-    run_dir = Path(args.checkpoint) if args.checkpoint else None
-    agent, solver2, bank, max_len = load_agent(run_dir, args.model_name, device, args.positions)
+    run_dir = model_path(args)
+    dist.print0(model_line(args, run_dir), flush=True)
+    agent, solver2, bank, max_len = load_agent(run_dir, args.model_name or "tiny", device, args.positions)
     inf, ttt = configs_from_args(args, max_len, device)
     if run_dir is None and not ttt.enabled:
         dist.print0("note: a fresh, untrained backbone without test-time training (--ttt-steps) answers "

@@ -41,6 +41,7 @@ from .guard import LoopState, after_step, checkpoint, guarded_step
 from .loss import COMPONENTS, EFELoss, risk_sum
 from .metrics import MetricsLog, NullLog
 from .memory import MemoryBank
+from .modelfolder import model_source
 from .packing import make_batch
 from .sequences import Example, aligned_cells, forward_example, inverse_example
 from .stopping import StopRequests, TrainingStopped
@@ -155,9 +156,13 @@ def setup(cfg: TrainConfig, resume: str | Path | None = None, resume_checkpoint:
     # Trained weights stay in float32 (bf16 autocast does the GPU math); weights that never
     # change (a frozen or LoRA base) are held in the compute dtype to halve their memory.
     weight_dtype = dtype if cfg.mode in ("frozen", "lora") else torch.float32
+    init = None
+    if cfg.init and resume is None:  # a resumed run takes its weights from its checkpoint
+        init = model_source(cfg.init).weights  # verified against its manifest
+        dist.print0(f"init: the weights of {cfg.init}")
     backbone = load_backbone(BackboneConfig(model_name=cfg.model_name, mode=cfg.mode,
                                             lora_rank=cfg.lora_rank, lora_alpha=cfg.lora_alpha,
-                                            positions=cfg.positions),
+                                            positions=cfg.positions, init=init),
                              device, weight_dtype)
     for p in head_parameters(backbone):  # the head always learns: keep it in float32
         p.data = p.data.float()
