@@ -32,7 +32,9 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--seeds", default="0", help="comma-separated seeds; one task per kind and seed")
     p.add_argument("--kinds", default=",".join(KINDS))
-    p.add_argument("--checkpoint", default=None, help="a training run or checkpoint (default: a fresh tiny backbone)")
+    p.add_argument("--checkpoint", default="fresh",
+                   help="evaluate's --checkpoint: fresh (default: an untrained tiny backbone), a model folder "
+                        "such as models/arc-efe-tiny, a training run or a checkpoint")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--device", default="cpu")
     args = p.parse_args(argv)
@@ -44,7 +46,7 @@ def main() -> None:
         data = Path(tmp) / "single_rules.json"
         data.write_text(json.dumps({t.id: t.to_json() for t in tasks}))
         command = ["evaluate", "--data", str(data), "--device", args.device, "--output-dir", f"{tmp}/eval",
-                   "--no-progress", *(["--checkpoint", args.checkpoint] if args.checkpoint else []), *passed]
+                   "--no-progress", "--checkpoint", args.checkpoint, *passed]
         print("arc-efe " + " ".join(command[:1] + command[5:]), flush=True)
         if cli(command) != 0:
             raise SystemExit("evaluate failed")

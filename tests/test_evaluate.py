@@ -15,7 +15,7 @@ def _score_line(text):
 def test_evaluate_fresh_model_on_generated_tasks_then_score(tmp_path, capsys):
     out = tmp_path / "ev"
     assert main(["evaluate", "--data", "synthetic", "--seed", "3", "--max-tasks", "3", "--device", "cpu",
-                 "--output-dir", str(out), "--max-side", "6", "--ttt-steps", "0"]) == 0
+                 "--output-dir", str(out), "--max-side", "6", "--ttt-steps", "0", "--checkpoint", "fresh"]) == 0
     first = _score_line(capsys.readouterr().out)
     sub = json.loads((out / "submission.json").read_text())
     tasks = load_tasks("synthetic", seed=3, count=3).tasks
