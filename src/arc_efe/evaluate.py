@@ -298,8 +298,8 @@ def _setup(args: argparse.Namespace):
     device = dist.init(args.device)  # under torchrun: this rank's device
     torch.manual_seed(args.seed)
     run_dir = model_path(args)
-    dist.print0(model_line(args, run_dir), flush=True)
     agent, solver2, bank, max_len = load_agent(run_dir, args.model_name or "tiny", device, args.positions)
+    dist.print0(model_line(args, run_dir), flush=True)  # once it has loaded: a bad model prints one error alone
     inf, ttt = configs_from_args(args, max_len, device)
     if run_dir is None and not ttt.enabled:
         dist.print0("note: a fresh, untrained backbone without test-time training (--ttt-steps) answers "
