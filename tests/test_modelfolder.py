@@ -165,4 +165,4 @@ def test_make_demo_shows_learning(tmp_path):
     assert accuracies and max(accuracies) > 0, out
     assert adds and sum(adds) > 0, out
     assert solved and int(solved.group(1)) >= 1, out
-    assert "report: " in out.splitlines()[-1]
+    assert any(line.startswith("report: ") for line in out.splitlines()[-3:]), out[-500:]
