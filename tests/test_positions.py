@@ -12,8 +12,8 @@ from arc_efe.backbone import BackboneConfig, load_backbone
 from arc_efe.data import Pair
 from arc_efe.decoding import answer_logliks, dfs_candidates
 from arc_efe.packing import pack
-from arc_efe.positions import (NO_PLACE, ROLE_ANSWER, ROLE_DEMO_IN, ROLE_DEMO_OUT, ROLE_DRAFT,
-                               ROLE_NONE, ROLE_TEST_IN, embed, grid_places)
+from arc_efe.positions import (NO_COLOUR, NO_PLACE, PAIRED, ROLE_ANSWER, ROLE_DEMO_IN, ROLE_DEMO_OUT,
+                               ROLE_DRAFT, ROLE_NONE, ROLE_TEST_IN, embed, grid_places)
 from arc_efe.sequences import Example, collate
 from arc_efe.tokens import BOS, END, IN, OUT, PAD, ROW, answer_tokens, encode_task
 
@@ -116,12 +116,59 @@ def test_places_while_decoding_equal_those_of_the_whole_sequence():
             assert torch.equal(grid_places(so_far)[0, -1], whole[t]), t
 
 
+# each of PAIRED's images written as the numpy transform of the whole input grid
+TRANSFORMS = {"same": lambda g: g, "flip_lr": np.fliplr, "flip_ud": np.flipud,
+              "rotate_180": lambda g: np.rot90(g, 2), "transpose": lambda g: g.T,
+              "rotate_cw": lambda g: np.rot90(g, -1), "rotate_ccw": lambda g: np.rot90(g, 1),
+              "anti_transpose": lambda g: np.rot90(g, 2).T, "tile": lambda g: np.tile(g, (2, 3))}
+
+
+@pytest.mark.parametrize("name", list(PAIRED))
+def test_paired_colours_predict_the_next_cell_of_an_output_made_by_that_transform(name):
+    """In a task whose outputs are one transform of their inputs, the paired colour of that
+    transform at every output token is the colour of the cell that comes next; tokens of
+    inputs and the marker after an output's last cell have none."""
+    assert set(TRANSFORMS) == set(PAIRED)
+    rng = np.random.default_rng(list(PAIRED).index(name))
+    shapes = [(1, 1), (1, 5), (4, 1), (3, 5), (5, 2)]
+    pairs = [Pair(g, np.ascontiguousarray(TRANSFORMS[name](g)))
+             for g in (rng.integers(0, 10, s).astype(np.uint8) for s in shapes)]
+    tokens = encode_task(pairs[:-1], pairs[-1].input, pairs[-1].output).tokens
+    places = grid_places(torch.tensor(tokens), paired=True)
+    assert places.shape == (len(tokens), 8 + len(PAIRED))
+    channel = places[:, 8 + list(PAIRED).index(name)].tolist()
+    roles = places[:, 0].tolist()
+    cells = 0
+    for t in range(len(tokens) - 1):
+        if roles[t] in (ROLE_DEMO_OUT, ROLE_ANSWER) and tokens[t + 1] < 10:
+            assert channel[t] == tokens[t + 1], t
+            cells += 1
+        if roles[t] in (ROLE_NONE, ROLE_DEMO_IN, ROLE_TEST_IN) or tokens[t] == END:
+            assert channel[t] == NO_COLOUR, t
+    assert cells == sum(p.output.size for p in pairs)
+    assert places[:, :8].tolist() == grid_places(torch.tensor(tokens)).tolist()
+
+
+def test_paired_colours_in_packed_batches_and_while_decoding():
+    examples = examples_of_ragged_sizes()
+    alone = [grid_places(torch.tensor(e.tokens), paired=True) for e in examples]
+    packed = pack(examples, max_tokens=4000)
+    places = grid_places(packed.input_ids, paired=True)
+    for i, e in enumerate(examples):
+        r, start = packed.place(i, 0)
+        assert torch.equal(places[r, start:start + len(e.tokens)], alone[i])
+    for e, whole in zip(examples[:2], alone):
+        for t in range(e.answer_start, len(e.tokens)):
+            so_far = torch.tensor([[PAD] * 3 + e.tokens[: t + 1]])
+            assert torch.equal(grid_places(so_far, paired=True)[0, -1], whole[t]), t
+
+
 def tiny_agent(positions="2d-mirror", seed=0):
     torch.manual_seed(seed)
     return Agent(load_backbone(BackboneConfig(positions=positions), CPU, torch.float32)).eval()
 
 
-@pytest.mark.parametrize("positions", ["2d", "2d-mirror"])
+@pytest.mark.parametrize("positions", ["2d", "2d-mirror", "2d-paired"])
 def test_incremental_decoding_matches_teacher_forcing(positions):
     """The greedy and depth-first decoders (key/value cache, places from the tokens written so
     far) give the answer and likelihood that teacher forcing gives."""
@@ -147,7 +194,7 @@ def test_incremental_decoding_matches_teacher_forcing(positions):
     assert abs(plain.logprob - tf[0].logprob) > 1e-2
 
 
-@pytest.mark.parametrize("positions", ["2d", "2d-mirror"])
+@pytest.mark.parametrize("positions", ["2d", "2d-mirror", "2d-paired"])
 def test_pretrained_backbone_with_zero_positions_gives_identical_logits(tmp_path, positions):
     torch.manual_seed(0)
     Qwen2ForCausalLM(Qwen2Config(vocab_size=64, hidden_size=32, num_hidden_layers=2,

@@ -19,7 +19,7 @@ from transformers.modeling_outputs import CausalLMOutputWithPast
 
 from .data import MAX_SIDE, NUM_COLOURS, Grid
 from .packing import ATTENTION
-from .positions import embed, grid_module, grid_places
+from .positions import backbone_places, embed
 from .tokens import END, PAD, ROW, VOCAB_SIZE, try_decode_grid
 
 # transformers renamed `past_key_values` to `cache` (argument and output field) in 5.x.
@@ -127,7 +127,8 @@ class Agent(nn.Module):
                 break
             mask = torch.cat([mask, mask.new_ones(b, 1)], 1)
             written = torch.cat([written, tokens[:, None]], 1)
-            places = grid_places(written)[:, -1:] if grid_module(self.backbone) is not None else None
+            places = backbone_places(self.backbone, written)
+            places = None if places is None else places[:, -1:]
             out = self.backbone(inputs_embeds=self._embed(tokens[:, None], memory, places), attention_mask=mask,
                                 position_ids=next_pos, use_cache=True, **{CACHE_KEY: cache})
             cache = getattr(out, CACHE_KEY)

@@ -26,7 +26,7 @@ import torch.nn.functional as F
 
 from .agent import CACHE_KEY, Agent, GridConstraint
 from .data import MAX_SIDE, Grid
-from .positions import grid_module, grid_places
+from .positions import backbone_places, grid_module
 from .tokens import END, PAD, answer_tokens, try_decode_grid
 
 SCORE_BATCH = 8
@@ -100,7 +100,7 @@ def dfs_candidates(agent: Agent, prompt: Sequence[int], min_prob: float = 0.1, m
         tok = torch.tensor([[node.tokens[-1]]], device=device)
         places = None
         if grid_module(backbone) is not None:  # the new token's place in the grid being written
-            places = grid_places(torch.tensor([list(prompt) + node.tokens], device=device))[:, -1:]
+            places = backbone_places(backbone, torch.tensor([list(prompt) + node.tokens], device=device))[:, -1:]
         out = backbone(inputs_embeds=agent._embed(tok, memory, places), position_ids=pos, use_cache=True,
                        **{CACHE_KEY: cache})
         cache = getattr(out, CACHE_KEY)

@@ -38,13 +38,28 @@ from torch import nn
 from .data import MAX_SIDE, NUM_COLOURS
 from .tokens import BOS, END, IN, OUT, PAD, ROW
 
-POSITIONS = ("1d", "2d", "2d-mirror")
+POSITIONS = ("1d", "2d", "2d-mirror", "2d-paired")
 ROLE_NONE, ROLE_DEMO_IN, ROLE_DEMO_OUT, ROLE_TEST_IN, ROLE_DRAFT, ROLE_ANSWER = range(6)
 N_ROLES = 6
 N_PAIRS = 16  # demonstrations past the 15th share the last row
 NO_PLACE = MAX_SIDE + 1  # row/column index of tokens that are no cell (markers, padding)
 N_PLACES = MAX_SIDE + 2
 CHANNELS = ("role", "pair", "row", "col", "next_row", "next_col", "mirror_row", "mirror_col")
+# `2d-paired`: where the cell written next would come from in the paired input grid, for each
+# of the eight symmetries of a rectangle and for tiling (output row, col -> input row, col;
+# h, w: the input's height and width)
+PAIRED = {
+    "same": lambda r, c, h, w: (r, c),
+    "flip_lr": lambda r, c, h, w: (r, w - 1 - c),
+    "flip_ud": lambda r, c, h, w: (h - 1 - r, c),
+    "rotate_180": lambda r, c, h, w: (h - 1 - r, w - 1 - c),
+    "transpose": lambda r, c, h, w: (c, r),
+    "rotate_cw": lambda r, c, h, w: (h - 1 - c, r),
+    "rotate_ccw": lambda r, c, h, w: (c, w - 1 - r),
+    "anti_transpose": lambda r, c, h, w: (h - 1 - c, w - 1 - r),
+    "tile": lambda r, c, h, w: (r % h.clamp_min(1), c % w.clamp_min(1)),
+}
+NO_COLOUR = NUM_COLOURS  # paired colour of tokens that have none (inputs, markers, outside the input)
 
 
 def _last_index(flag: torch.Tensor) -> torch.Tensor:
@@ -68,11 +83,12 @@ def _group_total(values: torch.Tensor, group: torch.Tensor, reduce: str) -> torc
 
 
 @torch.no_grad()
-def grid_places(ids: torch.Tensor) -> torch.Tensor:
+def grid_places(ids: torch.Tensor, paired: bool = False) -> torch.Tensor:
     """(B, L, 8) long: role, pair, row, col, next row, next col, mirrored row, mirrored col of every token of
-    `ids` (B, L). See the module docstring; malformed streams give clamped, finite places."""
+    `ids` (B, L); with `paired`, (B, L, 8 + 9): then the paired input's colour at each of
+    `PAIRED`'s places. See the module docstring; malformed streams give clamped, finite places."""
     if ids.ndim == 1:
-        return grid_places(ids[None])[0]
+        return grid_places(ids[None], paired)[0]
     ids = ids.long()
     is_bos, is_in, is_out, is_row = ids == BOS, ids == IN, ids == OUT, ids == ROW
     is_cell = ids < NUM_COLOURS
@@ -127,7 +143,26 @@ def grid_places(ids: torch.Tensor) -> torch.Tensor:
     starts = is_in | is_out
     next_row = torch.where(starts, 0, next_row)
     next_col = torch.where(starts, 0, next_col)
-    return torch.stack([role, pair, row, col, next_row, next_col, mirror_row, mirror_col], -1)
+    places = [role, pair, row, col, next_row, next_col, mirror_row, mirror_col]
+    if paired:
+        places += _paired_colours(ids, is_in, reading_output, seq_start, height, width, next_row, next_col)
+    return torch.stack(places, -1)
+
+
+def _paired_colours(ids, is_in, reading_output, seq_start, height, width, next_row, next_col):
+    """For each token of an output grid (demonstration output, draft, answer), the colour of
+    its paired input (the grid under the last IN) at each of `PAIRED`'s images of the place
+    written next; `NO_COLOUR` elsewhere and where that image falls outside the input."""
+    in_at = _last_index(is_in)
+    has_input = reading_output & (in_at >= 0) & (in_at >= seq_start) & (next_row != NO_PLACE)
+    h, w = _at(height, in_at), _at(width, in_at)
+    colours = []
+    for image in PAIRED.values():
+        r, c = image(next_row, next_col, h, w)
+        inside = has_input & (r >= 0) & (r < h) & (c >= 0) & (c < w)
+        at = (in_at + 1 + r * (w + 1) + c).clamp(0, ids.shape[-1] - 1)
+        colours.append(torch.where(inside, ids.gather(-1, at), torch.full_like(ids, NO_COLOUR)))
+    return colours
 
 
 class GridPositions(nn.Module):
@@ -145,13 +180,21 @@ class GridPositions(nn.Module):
         # one the model never trained on (measured: it broke answers that were right without it).
         sizes = {"role": N_ROLES, "row": N_PLACES, "col": N_PLACES,
                  "next_row": N_PLACES, "next_col": N_PLACES}
-        if kind == "2d-mirror":
+        if kind in ("2d-mirror", "2d-paired"):
             sizes.update(mirror_row=N_PLACES, mirror_col=N_PLACES)
+        if kind == "2d-paired":
+            sizes.update({f"paired_{name}": NUM_COLOURS + 1 for name in PAIRED})
         self.tables = nn.ModuleDict({name: nn.Embedding(n, hidden) for name, n in sizes.items()})
         with torch.no_grad():
             for t in self.tables.values():
                 t.weight.zero_() if zero_init else t.weight.normal_(0.0, std / len(sizes) ** 0.5)
-        self.channels = [CHANNELS.index(name) for name in self.tables]
+        channels = CHANNELS + tuple(f"paired_{name}" for name in PAIRED)
+        self.channels = [channels.index(name) for name in self.tables]
+
+    def places(self, ids: torch.Tensor) -> torch.Tensor:
+        """The places of `ids` this module reads (`grid_places`, with the paired colours for
+        `2d-paired`)."""
+        return grid_places(ids, paired=self.kind == "2d-paired")
 
     def forward(self, places: torch.Tensor) -> torch.Tensor:
         out = None
@@ -177,6 +220,12 @@ def grid_module(backbone: nn.Module) -> GridPositions | None:
     return getattr(backbone, "arc_positions", None)
 
 
+def backbone_places(backbone: nn.Module, ids: torch.Tensor) -> torch.Tensor | None:
+    """The places of `ids` (B, L) that the backbone's grid positions read, or None without them."""
+    grid = grid_module(backbone)
+    return None if grid is None else grid.places(ids)
+
+
 def position_parameters(backbone: nn.Module) -> list[nn.Parameter]:
     """The grid position embeddings' parameters (none with `--positions 1d`)."""
     grid = grid_module(backbone)
@@ -186,12 +235,12 @@ def position_parameters(backbone: nn.Module) -> list[nn.Parameter]:
 def embed(backbone: nn.Module, ids: torch.Tensor, memory: torch.Tensor | None = None,
           places: torch.Tensor | None = None) -> torch.Tensor:
     """Input embeddings of `ids` (B, L): token embedding + grid positions (when the backbone
-    has them; `places` (B, L, 8) for tokens that continue an earlier sequence, else read from
+    has them; `places` (B, L, channels) for tokens that continue an earlier sequence, else read from
     `ids`) + Solver2's memory readout (B, H) or (B, L, H)."""
     embeds = backbone.get_input_embeddings()(ids)
     grid = grid_module(backbone)
     if grid is not None:
-        embeds = embeds + grid(grid_places(ids) if places is None else places).to(embeds.dtype)
+        embeds = embeds + grid(grid.places(ids) if places is None else places).to(embeds.dtype)
     if memory is not None:
         memory = memory.to(embeds.dtype)
         embeds = embeds + (memory.unsqueeze(1) if memory.ndim == 2 else memory)

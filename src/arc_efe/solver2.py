@@ -27,7 +27,7 @@ from .data import Grid, grids_equal
 from .distributed import gather_lists
 from .evaluation import decode_queries
 from .memory import MemoryBank
-from .positions import embed, grid_module, grid_places
+from .positions import backbone_places, embed
 from .sequences import Example, collate, forward_example, view_pairs
 from .tokens import OUT, PAD, answer_tokens, encode_task
 
@@ -76,7 +76,8 @@ def task_keys(backbone: nn.Module, examples: list[Example], device: torch.device
     full, mask = full.to(device), mask.to(device)
     # grid places from the whole sequence, so each demonstration keeps the role it has there
     ids = torch.where(mask.bool(), full[:, :length], torch.full_like(mask, PAD))
-    places = grid_places(full)[:, :length] if grid_module(backbone) is not None else None
+    places = backbone_places(backbone, full)
+    places = None if places is None else places[:, :length]
     hidden = backbone(inputs_embeds=embed(backbone, ids, places=places), attention_mask=mask,
                       output_hidden_states=True, use_cache=False).hidden_states[-1].float()
     pooled = (hidden * mask.unsqueeze(-1)).sum(1) / mask.sum(1, keepdim=True)
