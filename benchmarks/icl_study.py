@@ -29,13 +29,13 @@ import numpy as np
 import torch
 
 from arc_efe.config import TrainConfig
-from arc_efe.data import grids_equal
-from arc_efe.dataset import make_queries
+from arc_efe.data.dataset import make_queries
+from arc_efe.data.synthetic import SyntheticSource
+from arc_efe.data.tasks import grids_equal
+from arc_efe.data.views import View
 from arc_efe.evaluation import decode_queries
 from arc_efe.loss import DEFAULT_WEIGHTS
-from arc_efe.synthetic import SyntheticSource
 from arc_efe.train import setup
-from arc_efe.views import View
 
 from common import train_for
 

@@ -5,7 +5,7 @@
     python benchmarks/single_rules.py --seeds 0,1 -- --ttt-views rule --ttt-seconds 40
 
 Nine kinds (flip left-right / up-down, transpose, rotate 90 / 180 / 270, recolour one colour,
-swap two colours, colour every non-zero cell; `arc_efe.synthetic.single_rules`), grids 3x3 to
+swap two colours, colour every non-zero cell; `arc_efe.data.synthetic.single_rules`), grids 3x3 to
 5x5, four demonstrations and one test input each, drawn from each seed. The tasks go through
 the real `arc-efe evaluate` command (anything after `--` is passed on to it), and the script
 prints, per kind, whether it was solved (official pass@2) and the seconds it took.
@@ -22,7 +22,7 @@ from pathlib import Path
 import torch
 
 from arc_efe.cli import main as cli
-from arc_efe.synthetic.single_rules import KINDS, single_rule_tasks
+from arc_efe.data.synthetic.single_rules import KINDS, single_rule_tasks
 
 
 def main() -> None:

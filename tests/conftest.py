@@ -3,8 +3,8 @@ from pathlib import Path
 
 import pytest
 
-from arc_efe.sources import load_tasks
-from arc_efe.tokens import encode_task
+from arc_efe.data.sources import load_tasks
+from arc_efe.data.tokens import encode_task
 
 
 def small_task(seed: int = 0, n_train: int = 3, n_test: int = 1, with_answers: bool = True) -> dict:

@@ -4,8 +4,8 @@ import numpy as np
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from arc_efe.data import Pair, Task
-from arc_efe.views import View
+from arc_efe.data.tasks import Pair, Task
+from arc_efe.data.views import View
 
 
 @st.composite

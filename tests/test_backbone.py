@@ -16,10 +16,10 @@ from transformers import PreTrainedTokenizerFast, Qwen2Config, Qwen2ForCausalLM
 from arc_efe.backbone import (PRESETS, BackboneConfig, arc_token_ids, backbone_parameters,
                               head_parameters, load_backbone, load_trainable, save_trainable,
                               trainable_summary)
+from arc_efe.data.positions import embed
+from arc_efe.data.tokens import TOKEN_TEXT, VOCAB_SIZE
 from arc_efe.device import autocast, default_dtype, resolve_device
 from arc_efe.errors import ArcEfeError
-from arc_efe.positions import embed
-from arc_efe.tokens import TOKEN_TEXT, VOCAB_SIZE
 
 CPU = torch.device("cpu")
 F32 = torch.float32

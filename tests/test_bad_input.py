@@ -11,9 +11,9 @@ import json
 import pytest
 
 from arc_efe.cli import main
-from arc_efe.data import MAX_TEST_PAIRS, MAX_TRAIN_PAIRS
-from arc_efe.jsonfile import MAX_FILE_BYTES
-from arc_efe.sources import Skipped, load_tasks
+from arc_efe.data.jsonfile import MAX_FILE_BYTES
+from arc_efe.data.sources import Skipped, load_tasks
+from arc_efe.data.tasks import MAX_TEST_PAIRS, MAX_TRAIN_PAIRS
 
 from conftest import small_task
 

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import torch
 
-from arc_efe.dataset import ARCDataset, split_tasks
-from arc_efe.sources import load_tasks
+from arc_efe.data.dataset import ARCDataset, split_tasks
+from arc_efe.data.sources import load_tasks
 
 from conftest import small_task
 

@@ -6,13 +6,13 @@ import numpy as np
 import pytest
 import torch
 
+from arc_efe import memory as memory_module
+from arc_efe.data.sequences import Example
+from arc_efe.data.tasks import make_grid
+from arc_efe.data.tokens import OUT
 from arc_efe.errors import ArcEfeError
 from arc_efe.memory import MemoryBank
-from arc_efe import memory as memory_module
 from arc_efe.solver2 import Solver2, corrupt, draft_tokens_for, refine_example
-from arc_efe.data import make_grid
-from arc_efe.sequences import Example
-from arc_efe.tokens import OUT
 
 D = 8
 
@@ -155,7 +155,7 @@ def _scripted_agent():
     then ROW, then colour 5."""
     from arc_efe.agent import Agent
     from arc_efe.backbone import BackboneConfig, load_backbone
-    from arc_efe.tokens import END, ROW
+    from arc_efe.data.tokens import END, ROW
 
     torch.manual_seed(0)
     backbone = load_backbone(BackboneConfig(), torch.device("cpu"), torch.float32)
@@ -170,10 +170,10 @@ def _scripted_agent():
 
 @pytest.mark.parametrize("bias,expected_steps", [(20.0, 1), (-20.0, 3)])
 def test_refinement_stops_early_when_the_halting_head_is_sure(bias, expected_steps):
-    from arc_efe.data import Pair, Task
-    from arc_efe.dataset import Query
+    from arc_efe.data.dataset import Query
+    from arc_efe.data.tasks import Pair, Task
+    from arc_efe.data.views import View
     from arc_efe.solver2 import solve_with_refinement
-    from arc_efe.views import View
 
     agent = _scripted_agent()
     s2 = Solver2(128, steps=3)

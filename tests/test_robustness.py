@@ -22,8 +22,8 @@ from arc_efe import checkpoint as ckmod
 from arc_efe.checkpoint import CheckpointError, find_checkpoint, load_plain, verify_checkpoint
 from arc_efe.cli import train_main
 from arc_efe.config import TrainConfig
+from arc_efe.data.files import read_safetensors
 from arc_efe.errors import ArcEfeError
-from arc_efe.files import read_safetensors
 from arc_efe.memory import MemoryBank
 from arc_efe.stopping import TrainingStopped
 from arc_efe.train import fit, setup, train

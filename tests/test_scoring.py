@@ -1,8 +1,8 @@
 import pytest
 
-from arc_efe.data import Pair, Task, make_grid
+from arc_efe.data.scoring import make_entry, read_submission, score_submission, write_submission
+from arc_efe.data.tasks import Pair, Task, make_grid
 from arc_efe.errors import SubmissionError
-from arc_efe.scoring import make_entry, read_submission, score_submission, write_submission
 
 A = [[1, 2], [3, 4]]
 B = [[5]]

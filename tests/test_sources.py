@@ -5,8 +5,8 @@ import json
 import numpy as np
 import pytest
 
+from arc_efe.data.sources import EMBEDDED, load_tasks
 from arc_efe.errors import SourceError
-from arc_efe.sources import EMBEDDED, load_tasks
 
 from conftest import small_task
 

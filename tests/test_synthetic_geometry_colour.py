@@ -1,9 +1,9 @@
-"""Geometry, colour and noise families of arc_efe.synthetic."""
+"""Geometry, colour and noise families of arc_efe.data.synthetic."""
 
 import numpy as np
 import pytest
 
-from arc_efe.synthetic import FAMILIES, Family, generate_task
+from arc_efe.data.synthetic import FAMILIES, Family, generate_task
 
 KINDS = {"geometry", "colour", "noise"}
 MINE = sorted(name for name, f in FAMILIES.items() if f.kind in KINDS)

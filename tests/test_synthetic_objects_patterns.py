@@ -1,14 +1,14 @@
-"""Object, pattern and logic families of `arc_efe.synthetic`: every family makes valid,
+"""Object, pattern and logic families of `arc_efe.data.synthetic`: every family makes valid,
 consistent, reproducible tasks; a few rules checked on hand-made grids."""
 
 import numpy as np
 import pytest
 
-import arc_efe.synthetic as syn
-from arc_efe.data import grids_equal, make_grid
-from arc_efe.synthetic import FAMILIES, Family, generate_task
-from arc_efe.synthetic._objects import components, enclosed, gravity
-from arc_efe.synthetic.patterns import _fill_by_period
+import arc_efe.data.synthetic as syn
+from arc_efe.data.synthetic import FAMILIES, Family, generate_task
+from arc_efe.data.synthetic._objects import components, enclosed, gravity
+from arc_efe.data.synthetic.patterns import _fill_by_period
+from arc_efe.data.tasks import grids_equal, make_grid
 
 KINDS = {"objects", "patterns", "logic"}
 MINE = sorted(name for name, f in FAMILIES.items() if f.kind in KINDS)

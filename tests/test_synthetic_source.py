@@ -8,9 +8,9 @@ import torch
 
 from arc_efe.cli import main
 from arc_efe.config import TrainConfig
+from arc_efe.data.sources import load_tasks
+from arc_efe.data.synthetic import FAMILIES, SyntheticSource
 from arc_efe.errors import SourceError
-from arc_efe.sources import load_tasks
-from arc_efe.synthetic import FAMILIES, SyntheticSource
 from arc_efe.train import build_micro_batch, setup, train_step
 
 
@@ -96,9 +96,9 @@ def test_short_pretraining_on_one_family_lowers_loss_on_fresh_instances(tmp_path
     fresh = SyntheticSource("synthetic/fill_background", 999)
 
     def fresh_risk():
-        from arc_efe.dataset import make_queries
-        from arc_efe.sequences import collate, forward_example
-        from arc_efe.views import View
+        from arc_efe.data.dataset import make_queries
+        from arc_efe.data.sequences import collate, forward_example
+        from arc_efe.data.views import View
         queries = [make_queries([t], "test")[0] for t in fresh.tasks(8)]
         batch = collate([forward_example(q, View(), run.cfg.max_len) for q in queries])
         with torch.no_grad():

@@ -13,13 +13,13 @@ import torch
 
 from arc_efe.agent import GridConstraint
 from arc_efe.config import TrainConfig
-from arc_efe.dataset import make_queries
+from arc_efe.data.dataset import make_queries
+from arc_efe.data.sequences import aligned_cells, collate, forward_example
+from arc_efe.data.sources import load_tasks
+from arc_efe.data.tokens import END, VOCAB_SIZE, try_decode_grid
+from arc_efe.data.views import View, random_view
 from arc_efe.evaluation import exact_accuracy
-from arc_efe.sequences import aligned_cells, collate, forward_example
-from arc_efe.sources import load_tasks
-from arc_efe.tokens import END, VOCAB_SIZE, try_decode_grid
 from arc_efe.train import build_micro_batch, fit, setup, train, train_step
-from arc_efe.views import View, random_view
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -3,8 +3,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from arc_efe.data import grids_equal, make_grid
-from arc_efe.views import View, all_dihedral_views, random_view
+from arc_efe.data.tasks import grids_equal, make_grid
+from arc_efe.data.views import View, all_dihedral_views, random_view
 
 from strategies import grids, tasks, views
 
@@ -40,7 +40,7 @@ def test_the_eight_dihedral_transforms_are_distinct():
 
 def test_view_is_consistent_across_a_task():
     g = make_grid([[1, 0], [0, 2]])
-    from arc_efe.data import Pair, Task
+    from arc_efe.data.tasks import Pair, Task
     task = Task("t", (Pair(g, g), Pair(g, g)), (Pair(g, g),))
     v = View(3, (0, 5, 7, 1, 2, 3, 4, 6, 8, 9), (1, 0))
     out = v.apply_task(task)
@@ -50,7 +50,7 @@ def test_view_is_consistent_across_a_task():
 
 
 def test_demo_order_is_applied_and_inverted():
-    from arc_efe.data import Pair, Task
+    from arc_efe.data.tasks import Pair, Task
     pairs = tuple(Pair(make_grid([[k]]), make_grid([[k]])) for k in range(4))
     task = Task("t", pairs, (Pair(make_grid([[9]])),))
     v = View(0, demo_order=(2, 0, 3, 1))

@@ -33,9 +33,9 @@ from safetensors import SafetensorError
 from safetensors.torch import save_file
 
 from .backbone import load_trainable, save_trainable
+from .data.files import atomic_write_text, read_safetensors
+from .data.jsonfile import read_json
 from .errors import ArcEfeError, SourceError
-from .files import atomic_write_text, read_safetensors
-from .jsonfile import read_json
 from .memory import MemoryBank
 from .sharding import shard_optimizer_state
 

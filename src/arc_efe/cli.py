@@ -30,7 +30,7 @@ def _add_colour_args(p: argparse.ArgumentParser) -> None:
 
 
 def cmd_data_validate(args: argparse.Namespace) -> int:
-    from .sources import load_tasks
+    from .data.sources import load_tasks
 
     res = load_tasks(args.source, args.solutions, args.skip_invalid)
     tasks = res.tasks
@@ -51,11 +51,11 @@ def cmd_data_validate(args: argparse.Namespace) -> int:
 
 
 def cmd_data_show(args: argparse.Namespace) -> int:
+    from .data.sources import load_tasks
     from .display import render_task
-    from .sources import load_tasks
 
     if args.source == "synthetic" or args.source.startswith("synthetic/"):
-        from .synthetic import SyntheticSource
+        from .data.synthetic import SyntheticSource
         task = SyntheticSource(args.source, args.seed).task(int(args.task_id or 0))
         print(render_task(task, colour=args.color or (sys.stdout.isatty() and not args.no_color)))
         return 0
@@ -72,7 +72,7 @@ def cmd_data_show(args: argparse.Namespace) -> int:
 
 
 def cmd_data_list_families(args: argparse.Namespace) -> int:
-    from .synthetic import FAMILIES
+    from .data.synthetic import FAMILIES
 
     for kind in sorted({f.kind for f in FAMILIES.values()}):
         print(f"{kind}:")
@@ -83,8 +83,8 @@ def cmd_data_list_families(args: argparse.Namespace) -> int:
 
 
 def cmd_data_export(args: argparse.Namespace) -> int:
-    from .files import atomic_write_json
-    from .sources import load_tasks
+    from .data.files import atomic_write_json
+    from .data.sources import load_tasks
 
     res = load_tasks(args.source, args.solutions, args.skip_invalid)
     out = Path(args.out)
@@ -121,8 +121,8 @@ def cmd_merge(args: argparse.Namespace) -> int:
 
 
 def cmd_score(args: argparse.Namespace) -> int:
-    from .scoring import dumps_report, read_submission, report_lines, score_submission
-    from .sources import load_tasks
+    from .data.scoring import dumps_report, read_submission, report_lines, score_submission
+    from .data.sources import load_tasks
 
     submission = read_submission(args.submission)
     tasks = load_tasks(args.data, args.solutions, args.skip_invalid).tasks

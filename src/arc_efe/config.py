@@ -14,11 +14,11 @@ from pathlib import Path
 from typing import Any
 
 from .backbone import PRESETS as MODEL_PRESETS
-from .data import json_kind, shown
+from .data.jsonfile import read_json
+from .data.positions import POSITIONS
+from .data.tasks import json_kind, shown
 from .errors import ConfigError
-from .jsonfile import read_json
 from .loss import DEFAULT_WEIGHTS
-from .positions import POSITIONS
 
 # The users' three settings (agent learning rate, weight decay).
 PRESETS = {

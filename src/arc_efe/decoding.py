@@ -25,9 +25,9 @@ import torch
 import torch.nn.functional as F
 
 from .agent import CACHE_KEY, Agent, GridConstraint
-from .data import MAX_SIDE, Grid
-from .positions import backbone_places, grid_module
-from .tokens import END, PAD, answer_tokens, try_decode_grid
+from .data.positions import backbone_places, grid_module
+from .data.tasks import MAX_SIDE, Grid
+from .data.tokens import END, PAD, answer_tokens, try_decode_grid
 
 SCORE_BATCH = 8
 

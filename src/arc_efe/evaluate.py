@@ -38,20 +38,20 @@ from .agent import Agent
 from .backbone import BackboneConfig, load_backbone, load_trainable
 from .checkpoint import find_checkpoint
 from .config import read_run_config
-from .data import Task, grids_equal
+from .data.files import atomic_write_text, read_safetensors
+from .data.positions import POSITIONS
+from .data.scoring import make_entry, read_submission, report_lines, score_submission, write_submission
+from .data.sequences import Example
+from .data.sources import load_tasks
+from .data.tasks import Task, grids_equal
+from .data.tokens import IN
 from .device import default_dtype
 from .display import side_by_side
 from .errors import ArcEfeError, SubmissionError
-from .files import atomic_write_text, read_safetensors
 from .inference import InferenceConfig, MemoryFn, TaskResult, solve_task
 from .memory import MemoryBank
 from .modelfolder import FRESH, is_model_folder, read_model_folder, shipped_model
-from .positions import POSITIONS
-from .scoring import make_entry, read_submission, report_lines, score_submission, write_submission
-from .sequences import Example
 from .solver2 import Solver2, task_keys
-from .sources import load_tasks
-from .tokens import IN
 from .ttt import TTT_VIEWS, TestTimeTrainer, TTTConfig
 
 # Test-time training when neither --ttt-steps nor --ttt-seconds is given: a wall-clock budget

@@ -19,12 +19,12 @@ from typing import Sequence
 import torch
 
 from .agent import Agent
-from .data import MAX_SIDE, Grid, grids_equal
-from .dataset import Query
-from .scoring import ScoreReport, make_entry, score_submission
-from .sequences import view_pairs
-from .tokens import SequenceTooLong, encode_task
-from .views import View
+from .data.dataset import Query
+from .data.scoring import ScoreReport, make_entry, score_submission
+from .data.sequences import view_pairs
+from .data.tasks import MAX_SIDE, Grid, grids_equal
+from .data.tokens import SequenceTooLong, encode_task
+from .data.views import View
 
 DECODE_BATCH = 8
 ICL_FAMILIES = "colour_permutation,swap_colours,flip_lr,flip_ud,rotate_90,rotate_180,transpose"
@@ -35,8 +35,8 @@ ICL_SIDE = 6
 @functools.lru_cache(maxsize=4)
 def icl_queries(n: int, seed: int = ICL_SEED) -> tuple[Query, ...]:
     """The first test query of each of `n` fresh generated tasks (the same for every run)."""
-    from .dataset import make_queries
-    from .synthetic import SyntheticSource
+    from .data.dataset import make_queries
+    from .data.synthetic import SyntheticSource
 
     tasks = SyntheticSource(f"synthetic/{ICL_FAMILIES}:{ICL_SIDE}", seed).tasks(n)
     return tuple(make_queries([t], "test")[0] for t in tasks)

@@ -23,13 +23,13 @@ import numpy as np
 import torch
 
 from .agent import Agent
-from .data import MAX_SIDE, Grid, Task
+from .data.sequences import view_pairs
+from .data.tasks import MAX_SIDE, Grid, Task
+from .data.tokens import SequenceTooLong, encode_task
+from .data.views import View, random_view
 from .decoding import answer_logliks, dfs_candidates
 from .selection import Candidate, grid_key, rank
-from .sequences import view_pairs
-from .tokens import SequenceTooLong, encode_task
 from .ttt import TestTimeTrainer, TTTStats
-from .views import View, random_view
 
 GREEDY_BATCH = 8
 MemoryFn = Callable[[Sequence[Sequence[int]]], "torch.Tensor | None"]

@@ -24,14 +24,14 @@ from html import escape
 from pathlib import Path
 from typing import Any
 
-from .data import Task
+from .data.files import atomic_write_text, read_jsonl
+from .data.sources import load_tasks
+from .data.synthetic import SyntheticSource, is_synthetic
+from .data.tasks import Task
 from .diagnosis import diagnose, open_run, render
 from .errors import ArcEfeError
-from .files import atomic_write_text, read_jsonl
 from .grid_svg import as_grid, grid_svg, shape_text, wrong_cells
 from .plots import training_plots
-from .sources import load_tasks
-from .synthetic import SyntheticSource, is_synthetic
 
 REPORT_FILE = "report.html"
 EVAL_FILE = "eval.jsonl"

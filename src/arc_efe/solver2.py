@@ -23,13 +23,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .data import Grid, grids_equal
+from .data.positions import backbone_places, embed
+from .data.sequences import Example, collate, forward_example, view_pairs
+from .data.tasks import Grid, grids_equal
+from .data.tokens import OUT, PAD, answer_tokens, encode_task
 from .distributed import gather_lists
 from .evaluation import decode_queries
 from .memory import MemoryBank
-from .positions import backbone_places, embed
-from .sequences import Example, collate, forward_example, view_pairs
-from .tokens import OUT, PAD, answer_tokens, encode_task
 
 
 class Solver2(nn.Module):

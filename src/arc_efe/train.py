@@ -32,24 +32,24 @@ from .checkpoint import (Position, abandon_newer, clean_partial, disk_full, find
                          load_checkpoint)
 from .compiling import compile_backbone
 from .config import TrainConfig
-from .dataset import Query
-from .errors import ArcEfeError
+from .data.dataset import Query
+from .data.files import atomic_write_json
+from .data.packing import make_batch
+from .data.sequences import Example, aligned_cells, forward_example, inverse_example
+from .data.tokens import VOCAB_SIZE, SequenceTooLong
+from .data.views import View, random_view
 from .device import autocast, default_dtype
 from .epoch_report import end_of_epoch, report_after_training
-from .files import atomic_write_json
+from .errors import ArcEfeError
 from .guard import LoopState, after_step, checkpoint, guarded_step
 from .loss import COMPONENTS, EFELoss, risk_sum
-from .metrics import MetricsLog, NullLog
 from .memory import MemoryBank
+from .metrics import MetricsLog, NullLog
 from .modelfolder import model_source
-from .packing import make_batch
-from .sequences import Example, aligned_cells, forward_example, inverse_example
-from .stopping import StopRequests, TrainingStopped
 from .sharding import NOT_LAUNCHED, gathered, shard_backbone
 from .solver2 import MemoryWriter, Solver2, corrupt, draft_tokens_for, refine_example, task_keys
+from .stopping import StopRequests, TrainingStopped
 from .trainset import TrainingData, load_training_data
-from .tokens import VOCAB_SIZE, SequenceTooLong
-from .views import View, random_view
 
 LN_V = math.log(VOCAB_SIZE)
 LN_2 = math.log(2)

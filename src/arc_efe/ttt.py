@@ -40,12 +40,12 @@ import torch.nn.functional as F
 from torch import nn
 
 from .agent import Agent
-from .data import Task
-from .dataset import make_queries
+from .data.dataset import make_queries
+from .data.sequences import collate, forward_example
+from .data.tasks import Task
+from .data.tokens import SequenceTooLong
+from .data.views import random_view, rule_colours, rule_keeping_view
 from .device import autocast
-from .sequences import collate, forward_example
-from .tokens import SequenceTooLong
-from .views import random_view, rule_colours, rule_keeping_view
 
 FULL_MAX_PARAMS = 100_000_000
 LORA_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..tasks import Grid
 from . import Rule, register
-from ..data import Grid
 from ._grids import noise_grid, pick_colours, random_size
 from ._objects import DIAGONALS, DIRECTIONS, isolated_pixels, ray
 

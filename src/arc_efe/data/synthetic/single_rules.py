@@ -13,7 +13,7 @@ from typing import Callable
 
 import numpy as np
 
-from ..data import Grid, Pair, Task
+from ..tasks import Grid, Pair, Task
 
 KINDS = ("flip_lr", "flip_ud", "transpose", "rotate_90", "rotate_180", "rotate_270",
          "recolour_one", "swap_two", "colour_nonzero")

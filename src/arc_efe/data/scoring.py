@@ -16,10 +16,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
-from .data import Grid, Task, grids_equal, json_kind, parse_grid
-from .errors import DataError, SubmissionError
+from ..errors import DataError, SubmissionError
 from .files import atomic_write_json
 from .jsonfile import read_json
+from .tasks import Grid, Task, grids_equal, json_kind, parse_grid
 
 ATTEMPTS = ("attempt_1", "attempt_2")
 

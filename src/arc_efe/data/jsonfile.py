@@ -22,7 +22,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from .errors import DataError, SourceError
+from ..errors import DataError, SourceError
 
 # Far above any ARC set (ARC-AGI-2 training: 4 MB compact, 23 MB indented with json's indent=2).
 MAX_FILE_BYTES = 256 * 1024 * 1024

@@ -24,8 +24,8 @@ from typing import Sequence
 
 import numpy as np
 
-from .data import MAX_SIDE, NUM_COLOURS, Grid, Pair
-from .errors import MalformedGridError
+from ..errors import MalformedGridError
+from .tasks import MAX_SIDE, NUM_COLOURS, Grid, Pair
 
 ROW, IN, OUT, END, PAD, BOS = range(NUM_COLOURS, NUM_COLOURS + 6)
 VOCAB_SIZE = NUM_COLOURS + 6

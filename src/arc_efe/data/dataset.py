@@ -22,8 +22,8 @@ from typing import Any, Sequence
 
 import torch
 
-from .data import Pair, Task
 from .sources import LoadResult, load_tasks
+from .tasks import Pair, Task
 
 SPLITS = ("train", "test")
 

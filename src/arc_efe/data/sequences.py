@@ -16,8 +16,8 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from .data import Pair
 from .dataset import Query
+from .tasks import Pair
 from .tokens import PAD, VOCAB_SIZE, encode_task
 from .views import View, dihedral
 

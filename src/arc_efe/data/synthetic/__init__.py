@@ -20,7 +20,7 @@ from typing import Callable
 
 import numpy as np
 
-from ..data import MAX_SIDE, NUM_COLOURS, Grid, Pair, Task
+from ..tasks import MAX_SIDE, NUM_COLOURS, Grid, Pair, Task
 from ._grids import SIZE_CAP
 
 
@@ -156,7 +156,7 @@ def is_synthetic(name: str) -> bool:
 def parse_name(name: str) -> tuple[list[Family], int]:
     """The families a source name stands for and its largest grid side; an unknown family
     lists the known ones."""
-    from ..errors import SourceError
+    from ...errors import SourceError
 
     base, _, cap = name.partition(":")
     max_side = MAX_SIDE

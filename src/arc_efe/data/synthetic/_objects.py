@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..data import Grid
+from ..tasks import Grid
 
 # Order matters: random_shape(weighted=True) lists free neighbours in this order.
 ORTHOGONAL = ((-1, 0), (1, 0), (0, -1), (0, 1))

@@ -9,8 +9,8 @@ from typing import Callable
 
 import numpy as np
 
+from ..tasks import Grid
 from . import Rule, register
-from ..data import Grid
 from ._grids import pick_colours
 
 BG = 0

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from .errors import DataError
+from ..errors import DataError
 from .jsonfile import DuplicateKeys
 
 MAX_SIDE = 30

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .data import NUM_COLOURS, Grid, Pair, Task
+from .tasks import NUM_COLOURS, Grid, Pair, Task
 
 IDENTITY_COLOURS = tuple(range(NUM_COLOURS))
 

@@ -43,7 +43,7 @@ def read_jsonl(path: str | Path, missing_hint: str) -> list[dict]:
     is writing it now). A bad line anywhere else is an error naming the file and the line; so is
     a missing file, with `missing_hint` saying what was expected.
     """
-    from .errors import ArcEfeError
+    from ..errors import ArcEfeError
     from .jsonfile import JSONLimitError, loads
 
     try:
@@ -76,7 +76,7 @@ def read_safetensors(path: str | Path, what: str) -> dict:
     from safetensors import SafetensorError
     from safetensors.torch import load
 
-    from .errors import ArcEfeError
+    from ..errors import ArcEfeError
 
     try:
         return load(Path(path).read_bytes())

@@ -35,7 +35,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .data import MAX_SIDE, NUM_COLOURS
+from .tasks import MAX_SIDE, NUM_COLOURS
 from .tokens import BOS, END, IN, OUT, PAD, ROW
 
 POSITIONS = ("1d", "2d", "2d-mirror", "2d-paired")

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..tasks import Grid
 from . import Rule, register
-from ..data import Grid
 from ._grids import noise_grid, pick_colours, random_offset, random_size
 from ._objects import DIRECTIONS, components, enclosed, gravity, random_shape, scatter_shapes, shift
 

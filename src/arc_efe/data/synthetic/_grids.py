@@ -7,7 +7,7 @@ from contextvars import ContextVar
 
 import numpy as np
 
-from ..data import MAX_SIDE, Grid
+from ..tasks import MAX_SIDE, Grid
 from ._objects import place_rects
 
 # The largest side `any_size` draws, lowered while a size-limited source generates. Other
