@@ -66,7 +66,7 @@ def test_users_check_runs_verbatim_from_repo_root(tmp_path):
         "print(f'Input shape: {batch[\"input\"].shape}')\n"
         "print(f'Output shape: {batch[\"output\"].shape}')\n"
     )
-    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), str(ROOT / "src")]))
     out = subprocess.run([sys.executable, "-c", snippet], cwd=tmp_path, env=env,
                          capture_output=True, text=True, check=True).stdout
     n = sum(len(t.train) for t in tasks)

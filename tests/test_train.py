@@ -171,7 +171,7 @@ def test_root_script_runs_verbatim(tmp_path):
     cmd = [sys.executable, str(ROOT / "trainloop_gpu_finetuned.py"), "--epochs", "1", "--max-batches", "3",
            "--no-freeze-qwen", "--agent-lr", "1e-3", "--device", "cpu",
            "--train-eval-queries", "4", "--max-val-tasks", "2", "--max-len", "1024"]
-    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), str(ROOT / "src")]))
     r = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, env=env, timeout=600)
     assert r.returncode == 0, r.stderr[-2000:]
     for text in ("Loss:", "Memory bank updates: 0/12", "Training Accuracy:", "Validation Accuracy:",
@@ -187,7 +187,7 @@ def test_root_script_runs_verbatim(tmp_path):
 
 
 def test_bad_setting_is_one_line(tmp_path):
-    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), str(ROOT / "src")]))
     r = subprocess.run([sys.executable, str(ROOT / "trainloop_gpu_finetuned.py"), "--epochs", "0"],
                        cwd=tmp_path, capture_output=True, text=True, env=env)
     assert r.returncode == 2 and r.stderr.strip() == "error: --epochs must be >= 1, got 0"
