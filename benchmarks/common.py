@@ -9,11 +9,11 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from arc_efe.agent import Agent
 from arc_efe.data.sources import load_tasks
 from arc_efe.data.tasks import Task, grids_equal
 from arc_efe.data.tokens import encode_task
 from arc_efe.inference import InferenceConfig, solve_output, task_views
+from arc_efe.model.agent import Agent
 from arc_efe.train import Run, build_micro_batch, train_step
 from arc_efe.ttt import TestTimeTrainer, TTTConfig
 

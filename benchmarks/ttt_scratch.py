@@ -19,9 +19,9 @@ from pathlib import Path
 
 import torch
 
-from arc_efe.device import resolve_device
 from arc_efe.evaluate import load_agent
 from arc_efe.inference import InferenceConfig
+from arc_efe.model.device import resolve_device
 from arc_efe.ttt import TTTConfig
 
 from common import smallest_tasks, ttt_and_vote

@@ -13,13 +13,13 @@ from safetensors.torch import load_file, save_file
 from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers
 from transformers import PreTrainedTokenizerFast, Qwen2Config, Qwen2ForCausalLM
 
-from arc_efe.backbone import (PRESETS, BackboneConfig, arc_token_ids, backbone_parameters,
-                              head_parameters, load_backbone, load_trainable, save_trainable,
-                              trainable_summary)
 from arc_efe.data.positions import embed
 from arc_efe.data.tokens import TOKEN_TEXT, VOCAB_SIZE
-from arc_efe.device import autocast, default_dtype, resolve_device
 from arc_efe.errors import ArcEfeError
+from arc_efe.model.backbone import (PRESETS, BackboneConfig, arc_token_ids, backbone_parameters,
+                                    head_parameters, load_backbone, load_trainable, save_trainable,
+                                    trainable_summary)
+from arc_efe.model.device import autocast, default_dtype, resolve_device
 
 CPU = torch.device("cpu")
 F32 = torch.float32

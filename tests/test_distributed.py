@@ -130,7 +130,7 @@ def test_fsdp_two_ranks_match_one_process(tasks_file, tmp_path):
     """--fsdp on 2 gloo ranks: the backbone sharded, the same losses as one process with the
     same global batch (5 micro-batches: the last step gives rank 1 a zero-weight one), and a
     checkpoint of whole tensors that loads into a plain model."""
-    from arc_efe.backbone import BackboneConfig, load_backbone, load_trainable
+    from arc_efe.model.backbone import BackboneConfig, load_backbone, load_trainable
 
     kw = dict(max_batches=5, solver2_steps=1)
     r = _torchrun_worker(_cfg(tasks_file, tmp_path / "fsdp", run_name="fsdp", fsdp=True, **kw), tmp_path)
@@ -160,7 +160,7 @@ def test_fsdp_two_ranks_match_one_process(tasks_file, tmp_path):
 
 def test_fsdp_needs_torchrun(tasks_file, tmp_path):
     from arc_efe.errors import ArcEfeError
-    from arc_efe.sharding import NOT_LAUNCHED
+    from arc_efe.model.sharding import NOT_LAUNCHED
 
     with pytest.raises(ArcEfeError, match="torchrun"):
         train(_cfg(tasks_file, tmp_path, fsdp=True))

@@ -153,9 +153,9 @@ def test_refine_example_layout_and_halting_target():
 def _scripted_agent():
     """A tiny agent whose answer is always [[5]]: its head ignores the input and prefers END,
     then ROW, then colour 5."""
-    from arc_efe.agent import Agent
-    from arc_efe.backbone import BackboneConfig, load_backbone
     from arc_efe.data.tokens import END, ROW
+    from arc_efe.model.agent import Agent
+    from arc_efe.model.backbone import BackboneConfig, load_backbone
 
     torch.manual_seed(0)
     backbone = load_backbone(BackboneConfig(), torch.device("cpu"), torch.float32)

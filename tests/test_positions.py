@@ -7,15 +7,15 @@ import pytest
 import torch
 from transformers import Qwen2Config, Qwen2ForCausalLM
 
-from arc_efe.agent import Agent
-from arc_efe.backbone import BackboneConfig, load_backbone
 from arc_efe.data.packing import pack
 from arc_efe.data.positions import (NO_COLOUR, NO_PLACE, PAIRED, ROLE_ANSWER, ROLE_DEMO_IN, ROLE_DEMO_OUT,
-                               ROLE_DRAFT, ROLE_NONE, ROLE_TEST_IN, embed, grid_places)
+                                    ROLE_DRAFT, ROLE_NONE, ROLE_TEST_IN, embed, grid_places)
 from arc_efe.data.sequences import Example, collate
 from arc_efe.data.tasks import Pair
 from arc_efe.data.tokens import BOS, END, IN, OUT, PAD, ROW, answer_tokens, encode_task
 from arc_efe.decoding import answer_logliks, dfs_candidates
+from arc_efe.model.agent import Agent
+from arc_efe.model.backbone import BackboneConfig, load_backbone
 
 from test_backbone import make_tokenizer
 

@@ -5,7 +5,7 @@ from hypothesis import given
 from arc_efe.data.sources import EMBEDDED, load_tasks
 from arc_efe.data.tasks import Pair, grids_equal, make_grid
 from arc_efe.data.tokens import (BOS, END, IN, OUT, ROW, VOCAB_SIZE, SequenceTooLong, answer_tokens,
-                            decode_grid, encode_task, try_decode_grid)
+                                 decode_grid, encode_task, try_decode_grid)
 from arc_efe.errors import MalformedGridError
 
 from strategies import grids

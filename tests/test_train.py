@@ -11,7 +11,6 @@ import numpy as np
 import pytest
 import torch
 
-from arc_efe.agent import GridConstraint
 from arc_efe.config import TrainConfig
 from arc_efe.data.dataset import make_queries
 from arc_efe.data.sequences import aligned_cells, collate, forward_example
@@ -19,6 +18,7 @@ from arc_efe.data.sources import load_tasks
 from arc_efe.data.tokens import END, VOCAB_SIZE, try_decode_grid
 from arc_efe.data.views import View, random_view
 from arc_efe.evaluation import exact_accuracy
+from arc_efe.model.agent import GridConstraint
 from arc_efe.train import build_micro_batch, fit, setup, train, train_step
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -255,7 +255,7 @@ def test_compile_trains_the_compiled_forward_and_saves_plain_names(small_tasks_f
     the checkpoint holds the uncompiled module's names. Without a C++ compiler on CPU: a warning."""
     from safetensors import safe_open
 
-    from arc_efe import compiling
+    from arc_efe.model import compiling
 
     monkeypatch.setattr(compiling, "BACKEND", "eager")
     kw = dict(max_batches=2, batch_size=2, memory=False, train_eval_queries=1, max_val_tasks=1)

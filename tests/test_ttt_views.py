@@ -43,8 +43,8 @@ def test_rule_colours_name_what_a_colour_rule_touches_and_nothing_for_a_flip():
 
 @pytest.mark.parametrize("views", list(TTT_VIEWS))
 def test_test_time_training_draws_views_of_the_asked_kind(views):
-    from arc_efe.agent import Agent
-    from arc_efe.backbone import BackboneConfig, load_backbone
+    from arc_efe.model.agent import Agent
+    from arc_efe.model.backbone import BackboneConfig, load_backbone
 
     torch.manual_seed(0)
     agent = Agent(load_backbone(BackboneConfig(), torch.device("cpu"), torch.float32))

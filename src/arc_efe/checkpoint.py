@@ -32,12 +32,12 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import save_file
 
-from .backbone import load_trainable, save_trainable
 from .data.files import atomic_write_text, read_safetensors
 from .data.jsonfile import read_json
 from .errors import ArcEfeError, SourceError
 from .memory import MemoryBank
-from .sharding import shard_optimizer_state
+from .model.backbone import load_trainable, save_trainable
+from .model.sharding import shard_optimizer_state
 
 KEEP_LAST = 3
 MANIFEST = "manifest.json"

@@ -33,9 +33,6 @@ from pathlib import Path
 
 import torch
 
-from . import distributed as dist
-from .agent import Agent
-from .backbone import BackboneConfig, load_backbone, load_trainable
 from .checkpoint import find_checkpoint
 from .config import read_run_config
 from .data.files import atomic_write_text, read_safetensors
@@ -45,11 +42,14 @@ from .data.sequences import Example
 from .data.sources import load_tasks
 from .data.tasks import Task, grids_equal
 from .data.tokens import IN
-from .device import default_dtype
 from .display import side_by_side
 from .errors import ArcEfeError, SubmissionError
 from .inference import InferenceConfig, MemoryFn, TaskResult, solve_task
 from .memory import MemoryBank
+from .model import distributed as dist
+from .model.agent import Agent
+from .model.backbone import BackboneConfig, load_backbone, load_trainable
+from .model.device import default_dtype
 from .modelfolder import FRESH, is_model_folder, read_model_folder, shipped_model
 from .solver2 import Solver2, task_keys
 from .ttt import TTT_VIEWS, TestTimeTrainer, TTTConfig

@@ -18,13 +18,13 @@ from typing import Sequence
 
 import torch
 
-from .agent import Agent
 from .data.dataset import Query
 from .data.scoring import ScoreReport, make_entry, score_submission
 from .data.sequences import view_pairs
 from .data.tasks import MAX_SIDE, Grid, grids_equal
 from .data.tokens import SequenceTooLong, encode_task
 from .data.views import View
+from .model.agent import Agent
 
 DECODE_BATCH = 8
 ICL_FAMILIES = "colour_permutation,swap_colours,flip_lr,flip_ud,rotate_90,rotate_180,transpose"

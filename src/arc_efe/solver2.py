@@ -27,9 +27,9 @@ from .data.positions import backbone_places, embed
 from .data.sequences import Example, collate, forward_example, view_pairs
 from .data.tasks import Grid, grids_equal
 from .data.tokens import OUT, PAD, answer_tokens, encode_task
-from .distributed import gather_lists
 from .evaluation import decode_queries
 from .memory import MemoryBank
+from .model.distributed import gather_lists
 
 
 class Solver2(nn.Module):

@@ -25,12 +25,8 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from . import distributed as dist
-from .agent import Agent
-from .backbone import BackboneConfig, backbone_parameters, head_parameters, load_backbone, trainable_summary
 from .checkpoint import (Position, abandon_newer, clean_partial, disk_full, find_checkpoint, list_checkpoints,
                          load_checkpoint)
-from .compiling import compile_backbone
 from .config import TrainConfig
 from .data.dataset import Query
 from .data.files import atomic_write_json
@@ -38,15 +34,19 @@ from .data.packing import make_batch
 from .data.sequences import Example, aligned_cells, forward_example, inverse_example
 from .data.tokens import VOCAB_SIZE, SequenceTooLong
 from .data.views import View, random_view
-from .device import autocast, default_dtype
 from .epoch_report import end_of_epoch, report_after_training
 from .errors import ArcEfeError
 from .guard import LoopState, after_step, checkpoint, guarded_step
 from .loss import COMPONENTS, EFELoss, risk_sum
 from .memory import MemoryBank
 from .metrics import MetricsLog, NullLog
+from .model import distributed as dist
+from .model.agent import Agent
+from .model.backbone import BackboneConfig, backbone_parameters, head_parameters, load_backbone, trainable_summary
+from .model.compiling import compile_backbone
+from .model.device import autocast, default_dtype
+from .model.sharding import NOT_LAUNCHED, gathered, shard_backbone
 from .modelfolder import model_source
-from .sharding import NOT_LAUNCHED, gathered, shard_backbone
 from .solver2 import MemoryWriter, Solver2, corrupt, draft_tokens_for, refine_example, task_keys
 from .stopping import StopRequests, TrainingStopped
 from .trainset import TrainingData, load_training_data

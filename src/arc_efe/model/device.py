@@ -11,7 +11,7 @@ import re
 
 import torch
 
-from .errors import ArcEfeError
+from ..errors import ArcEfeError
 
 _SPEC = re.compile(r"^(auto|cpu|cuda)(?::(\d+))?$")
 

@@ -17,10 +17,10 @@ import torch
 from torch import nn
 from transformers.modeling_outputs import CausalLMOutputWithPast
 
-from .data.packing import ATTENTION
-from .data.positions import backbone_places, embed
-from .data.tasks import MAX_SIDE, NUM_COLOURS, Grid
-from .data.tokens import END, PAD, ROW, VOCAB_SIZE, try_decode_grid
+from ..data.packing import ATTENTION
+from ..data.positions import backbone_places, embed
+from ..data.tasks import MAX_SIDE, NUM_COLOURS, Grid
+from ..data.tokens import END, PAD, ROW, VOCAB_SIZE, try_decode_grid
 
 # transformers renamed `past_key_values` to `cache` (argument and output field) in 5.x.
 CACHE_KEY = "cache" if "cache" in CausalLMOutputWithPast.__dataclass_fields__ else "past_key_values"

@@ -28,8 +28,8 @@ import torch
 import torch.distributed as dist
 from torch.distributed.tensor import DTensor
 
+from ..errors import ArcEfeError
 from .device import resolve_device
-from .errors import ArcEfeError
 
 
 def world_size() -> int:

@@ -28,10 +28,10 @@ import torch
 from safetensors.torch import save as st_save
 from torch import nn
 
-from .data.files import atomic_write_bytes, read_safetensors
-from .data.positions import POSITIONS, attach, position_parameters
-from .data.tokens import BOS, END, PAD, TOKEN_TEXT, VOCAB_SIZE
-from .errors import ArcEfeError
+from ..data.files import atomic_write_bytes, read_safetensors
+from ..data.positions import POSITIONS, attach, position_parameters
+from ..data.tokens import BOS, END, PAD, TOKEN_TEXT, VOCAB_SIZE
+from ..errors import ArcEfeError
 
 _COMMON = dict(vocab_size=VOCAB_SIZE, max_position_embeddings=8192, rope_theta=10000.0,
                tie_word_embeddings=False)
@@ -213,7 +213,7 @@ def load_backbone(cfg: BackboneConfig, device: torch.device, dtype: torch.dtype)
     else:
         model = _load_pretrained(cfg.model_name, dtype, cfg.attn_implementation)
     if model.config._attn_implementation == "sdpa":  # sdpa, plus a fast path for packed rows
-        from .data.packing import register_attention
+        from ..data.packing import register_attention
 
         model.set_attn_implementation(register_attention())
     # Special tokens in ARC ids, so generate() stops at END and pads with PAD, never with an
