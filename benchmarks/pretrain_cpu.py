@@ -29,8 +29,8 @@ from arc_efe.data.dataset import make_queries
 from arc_efe.data.synthetic import SyntheticSource
 from arc_efe.data.tasks import grids_equal
 from arc_efe.data.views import View
-from arc_efe.evaluation import decode_queries
 from arc_efe.inference import InferenceConfig
+from arc_efe.model.agent import decode_queries
 from arc_efe.train import setup
 from arc_efe.ttt import TTTConfig
 

@@ -16,17 +16,12 @@ from __future__ import annotations
 import functools
 from typing import Sequence
 
-import torch
-
 from .data.dataset import Query
 from .data.scoring import ScoreReport, make_entry, score_submission
-from .data.sequences import view_pairs
-from .data.tasks import MAX_SIDE, Grid, grids_equal
-from .data.tokens import SequenceTooLong, encode_task
+from .data.tasks import MAX_SIDE, grids_equal
 from .data.views import View
-from .model.agent import Agent
+from .model.agent import Agent, decode_queries
 
-DECODE_BATCH = 8
 ICL_FAMILIES = "colour_permutation,swap_colours,flip_lr,flip_ud,rotate_90,rotate_180,transpose"
 ICL_SEED = 7_777_777  # training sources use the run's seed: these tasks are never trained on
 ICL_SIDE = 6
@@ -40,33 +35,6 @@ def icl_queries(n: int, seed: int = ICL_SEED) -> tuple[Query, ...]:
 
     tasks = SyntheticSource(f"synthetic/{ICL_FAMILIES}:{ICL_SIDE}", seed).tasks(n)
     return tuple(make_queries([t], "test")[0] for t in tasks)
-
-
-def decode_queries(agent: Agent, queries: Sequence[Query], view: View | Sequence[View], max_len: int,
-                   memory: torch.Tensor | None = None, max_side: int = MAX_SIDE) -> list[Grid | None]:
-    """Greedy answers for queries seen through `view` (one for all, or one per query), mapped
-    back. `memory` (Q, H) holds Solver2's readout for each query, when there is one."""
-    views = [view] * len(queries) if isinstance(view, View) else list(view)
-    prompts: list[list[int] | None] = []
-    for q, view in zip(queries, views):
-        try:
-            enc = encode_task(view_pairs(q.context, view), view.apply_grid(q.target.input), None, max_len)
-            prompts.append(enc.prompt)
-        except SequenceTooLong:
-            prompts.append(None)
-    answers: list[Grid | None] = [None] * len(queries)
-    todo = sorted((i for i, p in enumerate(prompts) if p is not None), key=lambda i: len(prompts[i]))
-    was_training = agent.training
-    agent.eval()
-    try:
-        for start in range(0, len(todo), DECODE_BATCH):
-            chunk = todo[start:start + DECODE_BATCH]
-            mem = None if memory is None else memory[chunk]
-            for i, grid in zip(chunk, agent.greedy([prompts[i] for i in chunk], mem, max_side)):
-                answers[i] = None if grid is None else views[i].invert_grid(grid)
-    finally:
-        agent.train(was_training)
-    return answers
 
 
 def exact_accuracy(agent: Agent, queries: Sequence[Query], max_len: int,

@@ -27,8 +27,8 @@ from .data.positions import backbone_places, embed
 from .data.sequences import Example, collate, forward_example, view_pairs
 from .data.tasks import Grid, grids_equal
 from .data.tokens import OUT, PAD, answer_tokens, encode_task
-from .evaluation import decode_queries
 from .memory import MemoryBank
+from .model.agent import decode_queries
 from .model.distributed import gather_lists
 
 

@@ -8,22 +8,29 @@ closed before END. The prompt's key/value cache is reused for every generated to
 `memory` is where Solver2 enters: its gated readout, one vector per sequence, added to
 every input embedding (none by default). Grid positions (`positions.py`) are added to the
 input embeddings as well; while decoding, each new token's place follows from the tokens
-written so far.
+written so far. `decode_queries` gives the greedy answers to queries seen through views,
+mapped back (training accuracy and Solver2's success rule use it).
 """
 
 from __future__ import annotations
+
+from typing import Sequence
 
 import torch
 from torch import nn
 from transformers.modeling_outputs import CausalLMOutputWithPast
 
+from ..data.dataset import Query
 from ..data.packing import ATTENTION
 from ..data.positions import backbone_places, embed
 from ..data.tasks import MAX_SIDE, NUM_COLOURS, Grid
-from ..data.tokens import END, PAD, ROW, VOCAB_SIZE, try_decode_grid
+from ..data.sequences import view_pairs
+from ..data.tokens import END, PAD, ROW, VOCAB_SIZE, SequenceTooLong, encode_task, try_decode_grid
+from ..data.views import View
 
 # transformers renamed `past_key_values` to `cache` (argument and output field) in 5.x.
 CACHE_KEY = "cache" if "cache" in CausalLMOutputWithPast.__dataclass_fields__ else "past_key_values"
+DECODE_BATCH = 8  # queries decode_queries answers together
 
 
 class GridConstraint:
@@ -136,3 +143,29 @@ class Agent(nn.Module):
             next_pos = next_pos + 1
         return [try_decode_grid(a) for a in answers]
 
+
+def decode_queries(agent: Agent, queries: Sequence[Query], view: View | Sequence[View], max_len: int,
+                   memory: torch.Tensor | None = None, max_side: int = MAX_SIDE) -> list[Grid | None]:
+    """Greedy answers for queries seen through `view` (one for all, or one per query), mapped
+    back. `memory` (Q, H) holds Solver2's readout for each query, when there is one."""
+    views = [view] * len(queries) if isinstance(view, View) else list(view)
+    prompts: list[list[int] | None] = []
+    for q, view in zip(queries, views):
+        try:
+            enc = encode_task(view_pairs(q.context, view), view.apply_grid(q.target.input), None, max_len)
+            prompts.append(enc.prompt)
+        except SequenceTooLong:
+            prompts.append(None)
+    answers: list[Grid | None] = [None] * len(queries)
+    todo = sorted((i for i, p in enumerate(prompts) if p is not None), key=lambda i: len(prompts[i]))
+    was_training = agent.training
+    agent.eval()
+    try:
+        for start in range(0, len(todo), DECODE_BATCH):
+            chunk = todo[start:start + DECODE_BATCH]
+            mem = None if memory is None else memory[chunk]
+            for i, grid in zip(chunk, agent.greedy([prompts[i] for i in chunk], mem, max_side)):
+                answers[i] = None if grid is None else views[i].invert_grid(grid)
+    finally:
+        agent.train(was_training)
+    return answers
