@@ -6,13 +6,14 @@ import numpy as np
 import pytest
 import torch
 
-from arc_efe import memory as memory_module
 from arc_efe.data.sequences import Example
 from arc_efe.data.tasks import make_grid
 from arc_efe.data.tokens import OUT
 from arc_efe.errors import ArcEfeError
-from arc_efe.memory import MemoryBank
-from arc_efe.solver2 import Solver2, corrupt, draft_tokens_for, refine_example
+from arc_efe.solver2 import memory as memory_module
+from arc_efe.solver2.memory import MemoryBank
+from arc_efe.solver2.refinement import corrupt, draft_tokens_for, refine_example
+from arc_efe.solver2.retrieval import Solver2
 
 D = 8
 
@@ -173,7 +174,7 @@ def test_refinement_stops_early_when_the_halting_head_is_sure(bias, expected_ste
     from arc_efe.data.dataset import Query
     from arc_efe.data.tasks import Pair, Task
     from arc_efe.data.views import View
-    from arc_efe.solver2 import solve_with_refinement
+    from arc_efe.solver2.refinement import solve_with_refinement
 
     agent = _scripted_agent()
     s2 = Solver2(128, steps=3)

@@ -24,7 +24,7 @@ from arc_efe.cli import train_main
 from arc_efe.config import TrainConfig
 from arc_efe.data.files import read_safetensors
 from arc_efe.errors import ArcEfeError
-from arc_efe.memory import MemoryBank
+from arc_efe.solver2.memory import MemoryBank
 from arc_efe.stopping import TrainingStopped
 from arc_efe.train import fit, setup, train
 

@@ -143,7 +143,7 @@ def one_thread():
 
 def test_resume_continues_exactly(four_tasks_file, tmp_path, one_thread):
     """Stop a run inside its second epoch, resume it: same losses, same memory bank."""
-    from arc_efe.memory import MemoryBank
+    from arc_efe.solver2.memory import MemoryBank
 
     kw = dict(epochs=2, max_batches=50)
     train(_easy_cfg(four_tasks_file, tmp_path, run_name="full", **kw))
@@ -195,8 +195,8 @@ def test_bad_setting_is_one_line(tmp_path):
 
 def test_memory_fills_with_verified_answers_and_never_sees_its_own_task(four_tasks_file, tmp_path,
                                                                          monkeypatch):
-    from arc_efe import solver2 as s2mod
-    from arc_efe.memory import MemoryBank
+    from arc_efe.solver2 import retrieval as s2mod
+    from arc_efe.solver2.memory import MemoryBank
 
     run = setup(_easy_cfg(four_tasks_file, tmp_path, run_name="fill"))
     stored, searches, snapshot = [], [], {}

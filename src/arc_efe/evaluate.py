@@ -45,13 +45,13 @@ from .data.tokens import IN
 from .display import side_by_side
 from .errors import ArcEfeError, SubmissionError
 from .inference import InferenceConfig, MemoryFn, TaskResult, solve_task
-from .memory import MemoryBank
 from .model import distributed as dist
 from .model.agent import Agent
 from .model.backbone import BackboneConfig, load_backbone, load_trainable
 from .model.device import default_dtype
 from .modelfolder import FRESH, is_model_folder, read_model_folder, shipped_model
-from .solver2 import Solver2, task_keys
+from .solver2.memory import MemoryBank
+from .solver2.retrieval import Solver2, task_keys
 from .ttt import TTT_VIEWS, TestTimeTrainer, TTTConfig
 
 # Test-time training when neither --ttt-steps nor --ttt-seconds is given: a wall-clock budget

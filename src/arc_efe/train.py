@@ -38,7 +38,6 @@ from .epoch_report import end_of_epoch, report_after_training
 from .errors import ArcEfeError
 from .guard import LoopState, after_step, checkpoint, guarded_step
 from .loss import COMPONENTS, EFELoss, risk_sum
-from .memory import MemoryBank
 from .metrics import MetricsLog, NullLog
 from .model import distributed as dist
 from .model.agent import Agent
@@ -47,7 +46,9 @@ from .model.compiling import compile_backbone
 from .model.device import autocast, default_dtype
 from .model.sharding import NOT_LAUNCHED, gathered, shard_backbone
 from .modelfolder import model_source
-from .solver2 import MemoryWriter, Solver2, corrupt, draft_tokens_for, refine_example, task_keys
+from .solver2.memory import MemoryBank
+from .solver2.refinement import corrupt, draft_tokens_for, refine_example
+from .solver2.retrieval import MemoryWriter, Solver2, task_keys
 from .stopping import StopRequests, TrainingStopped
 from .trainset import TrainingData, load_training_data
 

@@ -27,9 +27,9 @@ import torch
 import torch.nn.functional as F
 from safetensors.torch import save as st_save
 
-from .data.files import atomic_write_bytes, atomic_write_json, read_safetensors
-from .data.jsonfile import read_json
-from .errors import ArcEfeError
+from ..data.files import atomic_write_bytes, atomic_write_json, read_safetensors
+from ..data.jsonfile import read_json
+from ..errors import ArcEfeError
 
 FAISS_MIN_SIZE = 20_000
 
