@@ -8,11 +8,11 @@ import pytest
 
 from arc_efe.cli import main
 from arc_efe.data.synthetic import SyntheticSource
-from arc_efe.display import PALETTE
 from arc_efe.epoch_report import report_after_training
 from arc_efe.errors import ArcEfeError
-from arc_efe.grid_svg import as_grid, cell_size, grid_svg, wrong_cells
-from arc_efe.report import EvalTask, TaskLookup, choose_tasks, find_eval, read_eval, write_report
+from arc_efe.reporting.display import PALETTE
+from arc_efe.reporting.grid_svg import as_grid, cell_size, grid_svg, wrong_cells
+from arc_efe.reporting.report import EvalTask, TaskLookup, choose_tasks, find_eval, read_eval, write_report
 
 from conftest import small_task
 from test_diagnosis import HEALTHY_CONFIG, healthy_run
@@ -229,7 +229,7 @@ def test_training_prints_the_report_path_and_survives_a_failure(report, monkeypa
     def broken(*args, **kwargs):
         raise RuntimeError("disk full")
 
-    monkeypatch.setattr("arc_efe.report.write_report", broken)
+    monkeypatch.setattr("arc_efe.reporting.report.write_report", broken)
     assert report_after_training(run) is None
     out, err = capsys.readouterr()
     assert out == "" and "warning: could not write the run report (RuntimeError: disk full)" in err

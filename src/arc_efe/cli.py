@@ -52,7 +52,7 @@ def cmd_data_validate(args: argparse.Namespace) -> int:
 
 def cmd_data_show(args: argparse.Namespace) -> int:
     from .data.sources import load_tasks
-    from .display import render_task
+    from .reporting.display import render_task
 
     if args.source == "synthetic" or args.source.startswith("synthetic/"):
         from .data.synthetic import SyntheticSource
@@ -137,7 +137,7 @@ def cmd_score(args: argparse.Namespace) -> int:
 
 
 def cmd_diagnose(args: argparse.Namespace) -> int:
-    from .diagnosis import diagnose, open_run, render
+    from .reporting.diagnosis import diagnose, open_run, render
 
     config, records = open_run(args.run_dir)
     print(render(diagnose(config, records), header=f"Diagnosis of {args.run_dir}"), end="")
@@ -154,7 +154,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from .report import write_report
+    from .reporting.report import write_report
 
     print(f"report: {write_report(args.run_dir, args.eval, args.output, args.max_tasks)}")
     return 0

@@ -42,7 +42,6 @@ from .data.sequences import Example
 from .data.sources import load_tasks
 from .data.tasks import Task, grids_equal
 from .data.tokens import IN
-from .display import side_by_side
 from .errors import ArcEfeError, SubmissionError
 from .inference import InferenceConfig, MemoryFn, TaskResult, solve_task
 from .model import distributed as dist
@@ -50,6 +49,7 @@ from .model.agent import Agent
 from .model.backbone import BackboneConfig, load_backbone, load_trainable
 from .model.device import default_dtype
 from .modelfolder import FRESH, is_model_folder, read_model_folder, shipped_model
+from .reporting.display import side_by_side
 from .solver2.memory import MemoryBank
 from .solver2.retrieval import Solver2, task_keys
 from .ttt import TTT_VIEWS, TestTimeTrainer, TTTConfig

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from .data.files import atomic_write_text
-from .diagnosis import load_run
+from .reporting.diagnosis import load_run
 
 
 class NullWriter:

@@ -24,12 +24,12 @@ from html import escape
 from pathlib import Path
 from typing import Any
 
-from .data.files import atomic_write_text, read_jsonl
-from .data.sources import load_tasks
-from .data.synthetic import SyntheticSource, is_synthetic
-from .data.tasks import Task
+from ..data.files import atomic_write_text, read_jsonl
+from ..data.sources import load_tasks
+from ..data.synthetic import SyntheticSource, is_synthetic
+from ..data.tasks import Task
+from ..errors import ArcEfeError
 from .diagnosis import diagnose, open_run, render
-from .errors import ArcEfeError
 from .grid_svg import as_grid, grid_svg, shape_text, wrong_cells
 from .plots import training_plots
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .data.tasks import Grid, Task
+from ..data.tasks import Grid, Task
 
 PALETTE = (  # the standard ARC colours, 0..9
     "#000000", "#0074D9", "#FF4136", "#2ECC40", "#FFDC00",

@@ -25,10 +25,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable
 
-from .data.files import atomic_write_text, read_jsonl
-from .data.jsonfile import read_json
-from .data.tasks import json_kind
-from .errors import ArcEfeError, ConfigError
+from ..data.files import atomic_write_text, read_jsonl
+from ..data.jsonfile import read_json
+from ..data.tasks import json_kind
+from ..errors import ArcEfeError, ConfigError
 
 COMPONENTS = ("risk", "ambiguity", "consistency", "bidirectional", "step")
 
