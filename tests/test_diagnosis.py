@@ -4,7 +4,9 @@ import math
 import pytest
 
 from arc_efe.errors import ArcEfeError
-from arc_efe.reporting.diagnosis import Finding, diagnose, load_run, render, write_diagnosis
+from arc_efe.reporting.diagnosis import diagnose, write_diagnosis
+from arc_efe.reporting.findings import Finding, render
+from arc_efe.reporting.runlog import load_run
 
 HEALTHY_CONFIG = {"mode": "lora", "agent_lr": 1e-4, "qwen_lr": 2e-5, "memory": True, "epochs": 3,
                   "weights": {"risk": 1.0, "consistency": 0.5, "bidirectional": 0.5, "step": 0.5,

@@ -254,7 +254,8 @@ def test_checkpoints_record_positions_and_old_ones_load_as_1d(tmp_path):
 def test_epochs_report_in_context_accuracy_and_the_diagnosis_reads_it(tmp_path, capsys):
     import json
 
-    from arc_efe.reporting.diagnosis import diagnose, load_run
+    from arc_efe.reporting.diagnosis import diagnose
+    from arc_efe.reporting.runlog import load_run
 
     run = _tiny_run(tmp_path, "icl", epochs=3, max_batches=1)
     out = capsys.readouterr().out

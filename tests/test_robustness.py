@@ -332,7 +332,8 @@ def test_nan_steps_never_reach_the_memory_bank(four_tasks_file, tmp_path):
 
 
 def test_rollback_after_n_bad_steps_restores_the_checkpoint_and_lowers_the_lr(four_tasks_file, tmp_path, capsys):
-    from arc_efe.reporting.diagnosis import diagnose, load_run
+    from arc_efe.reporting.diagnosis import diagnose
+    from arc_efe.reporting.runlog import load_run
 
     from arc_efe.train import _lr_lambda
 

@@ -137,7 +137,9 @@ def cmd_score(args: argparse.Namespace) -> int:
 
 
 def cmd_diagnose(args: argparse.Namespace) -> int:
-    from .reporting.diagnosis import diagnose, open_run, render
+    from .reporting.diagnosis import diagnose
+    from .reporting.findings import render
+    from .reporting.runlog import open_run
 
     config, records = open_run(args.run_dir)
     print(render(diagnose(config, records), header=f"Diagnosis of {args.run_dir}"), end="")

@@ -10,7 +10,8 @@ from pathlib import Path
 import numpy as np
 
 from .evaluation import ICL_SIDE, exact_accuracy, icl_queries, pass_at_2
-from .reporting.diagnosis import diagnose, load_run, write_diagnosis
+from .reporting.diagnosis import diagnose, write_diagnosis
+from .reporting.runlog import load_run
 
 
 def report_after_training(run_dir: Path) -> Path | None:

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from .data.files import atomic_write_text
-from .reporting.diagnosis import load_run
+from .reporting.runlog import load_run
 
 
 class NullWriter:
@@ -93,7 +93,7 @@ class MetricsLog:
         """Drop records a resumed run will write again (after the checkpoint it resumes from).
 
         A cut-off last line (the crash being resumed from) goes too; a corrupt line anywhere
-        else is an error naming its line, as in `diagnosis.load_run`.
+        else is an error naming its line, as in `runlog.load_run`.
         """
         if not self.path.exists():
             return

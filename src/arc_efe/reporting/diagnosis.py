@@ -1,16 +1,10 @@
-"""Read a training run's metrics and say, in plain words, what went wrong and what to try.
+"""Say, in plain words, what went wrong in a training run and what to try: the checks.
 
-A training run writes `config.json` (the resolved settings) and `metrics.jsonl`, one JSON
-object a line:
-
-    {"kind": "step", "step", "epoch", "loss", "components": {...}, "lr", "grad_norm", "tokens_per_s"}
-    {"kind": "epoch", "epoch", "train_loss", "train_accuracy", "val_accuracy", "icl_accuracy", "memory_adds",
-     "memory_queries", "memory_size", "nan_skipped", "components": {...}}
-
-`diagnose` turns those into a list of `Finding`s (problems first, then warnings, then good
-signs); `render` prints them; `write_diagnosis` stores the text as `diagnosis.txt` beside the
-metrics. It works on a finished run, a running one and a crashed one (a truncated last line
-is skipped). Every threshold is a module constant below, with the reason for its value.
+`diagnose` reads a run's settings and metrics lines (`runlog.py` reads them from the run
+folder) and turns them into a list of `Finding`s (problems first, then warnings, then good
+signs; `findings.py` holds them and renders them as text); `write_diagnosis` stores the text
+as `diagnosis.txt` beside the metrics. It works on a finished run, a running one and a crashed
+one. Every threshold is a module constant below, with the reason for its value.
 
 The loss components (risk, ambiguity, consistency, bidirectional, step) are divergences: each
 is >= 0, about 1.0 for a uniform guess and 0 for a perfect answer.
@@ -20,17 +14,12 @@ from __future__ import annotations
 
 import math
 import statistics
-import textwrap
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable
 
-from ..data.files import atomic_write_text, read_jsonl
-from ..data.jsonfile import read_json
-from ..data.tasks import json_kind
-from ..errors import ArcEfeError, ConfigError
-
-COMPONENTS = ("risk", "ambiguity", "consistency", "bidirectional", "step")
+from ..data.files import atomic_write_text
+from .findings import SEVERITIES, Finding, fmt_loss, fmt_lr, fmt_pct, fmt_signed_pct, render
+from .runlog import COMPONENTS, metric_value
 
 # Fewest step lines for a step-based loss trend: with fewer, a quarter is one or two noisy steps.
 MIN_TREND_STEPS = 8
@@ -55,60 +44,14 @@ OVERFIT_GAP = 0.3
 # ... and at least this high (a 0.35 vs 0.05 gap early in training is mostly noise).
 OVERFIT_MIN_TRAIN = 0.5
 
-SEVERITIES = ("problem", "warning", "good")
 _RANK = {s: i for i, s in enumerate(SEVERITIES)}
-_LABEL = {"problem": "PROBLEM", "warning": "WARNING", "good": "GOOD"}
-
-
-@dataclass
-class Finding:
-    severity: str   # "problem" | "warning" | "good"
-    title: str      # short, e.g. "loss is stuck"
-    saw: str        # what the numbers showed
-    try_next: str   # what to try, in plain words; "" for good findings
 
 
 # ---------------------------------------------------------------- small helpers
 
-# How `metrics.MetricsLog` writes non-finite values (JSON has no literal for them).
-_NON_FINITE = {"nan": math.nan, "inf": math.inf, "-inf": -math.inf,
-               "infinity": math.inf, "-infinity": -math.inf}
-
-
-def metric_value(x: Any) -> float | None:
-    """A number from a metrics field, or None when absent / not a number.
-
-    NaN and inf are kept, whether written as JSON numbers or as the strings "nan", "inf",
-    "-inf" that the training log uses.
-    """
-    if isinstance(x, str):
-        return _NON_FINITE.get(x.strip().lower())
-    if isinstance(x, bool) or not isinstance(x, (int, float)):
-        return None
-    return float(x)
-
-
 def _finite(x: Any) -> float | None:
     v = metric_value(x)
     return v if v is not None and math.isfinite(v) else None
-
-
-def _fmt(x: float) -> str:
-    """A loss-like number: 5.10, 0.0312."""
-    if not math.isfinite(x):
-        return str(x)
-    return f"{x:.2f}" if abs(x) >= 0.1 or x == 0 else f"{x:.3g}"
-
-
-def _pct(x: float) -> str:
-    """An accuracy in 0..1 as a percentage: 0.0022 -> 0.22%, 0.5 -> 50.0%."""
-    p = 100 * x
-    return f"{p:.2f}%" if 0 < abs(p) < 1 else f"{p:.1f}%"
-
-
-def _lr(x: Any) -> str:
-    v = metric_value(x)
-    return f"{v:g}" if v is not None else "not set"
 
 
 def _mean(values: Iterable[float | None]) -> float | None:
@@ -121,10 +64,6 @@ def _rel(first: float, last: float) -> float:
     if abs(first) < 1e-12:
         return 0.0 if abs(last) < 1e-12 else math.copysign(math.inf, last)
     return (last - first) / abs(first)
-
-
-def _signed_pct(r: float) -> str:
-    return f"{r * 100:+.1f}%" if math.isfinite(r) else ("+inf%" if r > 0 else "-inf%")
 
 
 def _where(rec: dict) -> str:
@@ -244,8 +183,8 @@ def _component_trend(steps: list[dict], epochs: list[dict]) -> str:
         b = _mean(_finite(_components(r).get(name)) for r in last)
         if a is None or b is None:
             continue
-        change = f" ({_signed_pct(_rel(a, b))})" if abs(a) > 1e-12 else ""
-        parts.append(f"{name} {_fmt(a)} -> {_fmt(b)}{change}")
+        change = f" ({fmt_signed_pct(_rel(a, b))})" if abs(a) > 1e-12 else ""
+        parts.append(f"{name} {fmt_loss(a)} -> {fmt_loss(b)}{change}")
     return f"by component ({basis}): {', '.join(parts)}" if parts else ""
 
 
@@ -253,14 +192,14 @@ def _trend_saw(trend: dict) -> str:
     parts = []
     if "steps" in trend:
         first, last, rel, q = trend["steps"]
-        parts.append(f"mean loss {_fmt(first)} over the first {q} steps, {_fmt(last)} over the last {q} "
-                     f"({_signed_pct(rel)})")
+        parts.append(f"mean loss {fmt_loss(first)} over the first {q} steps, {fmt_loss(last)} over the last {q} "
+                     f"({fmt_signed_pct(rel)})")
     if "epochs" in trend:
         first, last, rel, e0, e1 = trend["epochs"]
-        parts.append(f"training loss {_fmt(first)} in epoch {e0}, {_fmt(last)} in epoch {e1} "
-                     f"({_signed_pct(rel)})")
+        parts.append(f"training loss {fmt_loss(first)} in epoch {e0}, {fmt_loss(last)} in epoch {e1} "
+                     f"({fmt_signed_pct(rel)})")
         if len(trend["by_epoch"]) > 2:
-            parts.append("by epoch: " + ", ".join(f"{e}: {_fmt(v)}" for e, v in trend["by_epoch"]))
+            parts.append("by epoch: " + ", ".join(f"{e}: {fmt_loss(v)}" for e, v in trend["by_epoch"]))
     if trend.get("components"):
         parts.append(trend["components"])
     return "; ".join(parts)
@@ -269,7 +208,7 @@ def _trend_saw(trend: dict) -> str:
 def _check_trend(trend: dict | None, config: dict) -> list[Finding]:
     if trend is None:
         return []
-    arrow = f"({_fmt(trend['first'])} -> {_fmt(trend['last'])})"
+    arrow = f"({fmt_loss(trend['first'])} -> {fmt_loss(trend['last'])})"
     saw = _trend_saw(trend)
     verdict = trend["verdict"]
     if verdict == "falling":
@@ -279,9 +218,9 @@ def _check_trend(trend: dict | None, config: dict) -> list[Finding]:
     if verdict == "rising":
         return [Finding(
             "problem", f"loss is rising {arrow}", saw,
-            f"lower --agent-lr (now {_lr(config.get('agent_lr'))}), e.g. halve it; turn on gradient "
+            f"lower --agent-lr (now {fmt_lr(config.get('agent_lr'))}), e.g. halve it; turn on gradient "
             "clipping; check the data around the point where the loss started to climb")]
-    tips = [f"raise --agent-lr (now {_lr(config.get('agent_lr'))}) to 1e-4 .. 1e-3"]
+    tips = [f"raise --agent-lr (now {fmt_lr(config.get('agent_lr'))}) to 1e-4 .. 1e-3"]
     if config.get("mode") == "frozen":
         tips.append("the Qwen backbone is frozen, so only the small output head can learn: "
                     "try --no-freeze-qwen")
@@ -416,7 +355,7 @@ def _check_memory(epochs: list[dict], config: dict) -> list[Finding]:
                "so that some get solved and can be stored")
     else:
         if acc is not None:
-            saw += f"; but training accuracy is {_pct(acc)}, so some tasks were solved and none was stored"
+            saw += f"; but training accuracy is {fmt_pct(acc)}, so some tasks were solved and none was stored"
         tip = ("check that solved queries are verified and written to the memory bank (the check "
                "or the write may be failing)")
     return [Finding("warning", f"memory bank received 0 adds out of {q_text} queries", saw, tip)]
@@ -436,7 +375,7 @@ def _check_validation(epochs: list[dict]) -> list[Finding]:
     out = []
     if len(val) >= VAL_PATIENCE and all(v == 0 for _, v in val):
         train = _finite(epochs[-1].get("train_accuracy"))
-        train_text = f"; training accuracy is {_pct(train)}" if train is not None else ""
+        train_text = f"; training accuracy is {fmt_pct(train)}" if train is not None else ""
         out.append(Finding(
             "warning", f"validation accuracy is still 0 after {len(val)} epochs",
             f"no validation task solved in epochs {val[0][0]} .. {val[-1][0]}{train_text}",
@@ -444,9 +383,9 @@ def _check_validation(epochs: list[dict]) -> list[Finding]:
             "is high, the model memorises training tasks: use more augmentation or fewer epochs"))
     elif len(val) >= 2 and val[-1][1] > val[0][1]:
         out.append(Finding(
-            "good", f"validation accuracy is rising ({_pct(val[0][1])} -> {_pct(val[-1][1])})",
-            f"epoch {val[0][0]}: {_pct(val[0][1])}, epoch {val[-1][0]}: {_pct(val[-1][1])}, "
-            f"best {_pct(max(v for _, v in val))}", ""))
+            "good", f"validation accuracy is rising ({fmt_pct(val[0][1])} -> {fmt_pct(val[-1][1])})",
+            f"epoch {val[0][0]}: {fmt_pct(val[0][1])}, epoch {val[-1][0]}: {fmt_pct(val[-1][1])}, "
+            f"best {fmt_pct(max(v for _, v in val))}", ""))
     return out
 
 
@@ -457,8 +396,8 @@ def _check_in_context(epochs: list[dict], config: dict) -> list[Finding]:
     if not icl:
         return []
     first, last = icl[0], icl[-1]
-    saw = (f"exact on {last[2]} fresh generated tasks: epoch {first[0]} {_pct(first[1])}, "
-           f"epoch {last[0]} {_pct(last[1])}, best {_pct(max(v for _, v, _ in icl))}")
+    saw = (f"exact on {last[2]} fresh generated tasks: epoch {first[0]} {fmt_pct(first[1])}, "
+           f"epoch {last[0]} {fmt_pct(last[1])}, best {fmt_pct(max(v for _, v, _ in icl))}")
     if last[1] > 0:
         rising = len(icl) >= 2 and last[1] > first[1]
         return [Finding("good", "in-context rule learning " + ("is rising" if rising else "is there"), saw, "")]
@@ -479,8 +418,8 @@ def _check_overfit(epochs: list[dict]) -> list[Finding]:
             continue
         if train >= val + OVERFIT_GAP and train >= OVERFIT_MIN_TRAIN:
             return [Finding(
-                "warning", f"training accuracy far above validation ({_pct(train)} vs {_pct(val)})",
-                f"epoch {e.get('epoch', '?')}: training accuracy {_pct(train)}, validation {_pct(val)}",
+                "warning", f"training accuracy far above validation ({fmt_pct(train)} vs {fmt_pct(val)})",
+                f"epoch {e.get('epoch', '?')}: training accuracy {fmt_pct(train)}, validation {fmt_pct(val)}",
                 "the model memorises the training tasks instead of learning rules that carry over: "
                 "stop at the epoch with the best validation accuracy, add augmentation, lower the "
                 "learning rate, or use LoRA instead of full fine-tuning")]
@@ -520,51 +459,6 @@ def diagnose(config: dict, records: list[dict]) -> list[Finding]:
                 + _check_memory(epochs, config) + _check_validation(epochs) + _check_in_context(epochs, config)
                 + _check_overfit(epochs) + _check_throughput(steps))
     return sorted(findings, key=lambda f: _RANK.get(f.severity, len(_RANK)))
-
-
-def render(findings: list[Finding], header: str | None = None, width: int = 88) -> str:
-    """Plain text: a summary line, then one block per finding."""
-    lines = [header, ""] if header else []
-    n_problems = sum(f.severity == "problem" for f in findings)
-    n_warnings = sum(f.severity == "warning" for f in findings)
-    if n_problems or n_warnings:
-        def count(n, word):
-            return f"{n} {word}{'' if n == 1 else 's'}"
-        lines.append(f"Found {count(n_problems, 'problem')} and {count(n_warnings, 'warning')}.")
-    else:
-        lines.append("No problems found.")
-    for f in findings:
-        lines.append("")
-        lines.append(f"{_LABEL.get(f.severity, f.severity.upper()):<8} {f.title}")
-        for key, text in (("saw", f.saw), ("try", f.try_next)):
-            if text:
-                lines.extend(textwrap.wrap(f"{key}: {text}", width=width, initial_indent="  ",
-                                           subsequent_indent="       "))
-    return "\n".join(lines) + "\n"
-
-
-def load_run(run_dir: str | Path) -> tuple[dict, list[dict]]:
-    """(config, records) of a run folder. A truncated last metrics line (crashed run) is skipped."""
-    run_dir = Path(run_dir)
-    config: dict = {}
-    config_path = run_dir / "config.json"
-    if config_path.is_file():
-        config = read_json(config_path, str(config_path), error=ConfigError)
-        if not isinstance(config, dict):
-            raise ConfigError(f"{config_path}: top level is {json_kind(config)}, expected an object of settings")
-    records = read_jsonl(run_dir / "metrics.jsonl", "is this a training run folder?")
-    return config, records
-
-
-def open_run(run_dir: str | Path) -> tuple[dict, list[dict]]:
-    """Like `load_run`, for commands pointed at a run folder by hand (`arc-efe diagnose`,
-    `arc-efe report`): the folder and its config.json must exist too."""
-    run_dir = Path(run_dir)
-    if not run_dir.is_dir():
-        raise ArcEfeError(f"{run_dir}: no such run folder (training prints it last, as 'run folder: ...')")
-    if not (run_dir / "config.json").is_file():
-        raise ArcEfeError(f"{run_dir / 'config.json'}: no such file (is this a training run folder?)")
-    return load_run(run_dir)
 
 
 def write_diagnosis(run_dir: str | Path, config: dict, records: list[dict]) -> str:

@@ -1,6 +1,6 @@
 """Training curves as PNG images for the HTML run report (matplotlib, Agg backend).
 
-Each `*_plot` function takes the step and epoch records of `metrics.jsonl` (see diagnosis.py)
+Each `*_plot` function takes the step and epoch records of `metrics.jsonl` (see runlog.py)
 and returns a `Plot` holding the base64 PNG, or None when the run has nothing to draw yet (no
 epoch finished, memory off, ...). NaN and inf values are left out of the curves and counted in
 the plot's note. Figures are drawn without pyplot, so nothing global changes.
@@ -17,7 +17,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
-from .diagnosis import COMPONENTS, metric_value
+from .runlog import COMPONENTS, metric_value
 
 SIZE = (6.4, 3.2)  # inches; at DPI this is 640x320 px
 DPI = 100

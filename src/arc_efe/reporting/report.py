@@ -29,9 +29,11 @@ from ..data.sources import load_tasks
 from ..data.synthetic import SyntheticSource, is_synthetic
 from ..data.tasks import Task
 from ..errors import ArcEfeError
-from .diagnosis import diagnose, open_run, render
+from .diagnosis import diagnose
+from .findings import render
 from .grid_svg import as_grid, grid_svg, shape_text, wrong_cells
 from .plots import training_plots
+from .runlog import open_run
 
 REPORT_FILE = "report.html"
 EVAL_FILE = "eval.jsonl"
