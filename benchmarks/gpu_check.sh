@@ -16,8 +16,8 @@ MODEL=${MODEL:-random-0.5b}
 rm -rf "$OUT"
 "$PY" - "$STEPS" "$PEAK_TFLOPS" "$OUT" "$DEVICE" "$MODEL" <<'PYEOF'
 import sys, time, torch
-from arc_efe.checkpoint import save_checkpoint
-from arc_efe.config import TrainConfig
+from arc_efe.saved.checkpoint import save_checkpoint
+from arc_efe.saved.config import TrainConfig
 from arc_efe.train import build_micro_batch, setup, train_step
 steps, peak, out, device, model = int(sys.argv[1]), float(sys.argv[2]), sys.argv[3], sys.argv[4], sys.argv[5]
 cfg = TrainConfig(data="arc-agi-1/training", model_name=model, device=device, epochs=1,

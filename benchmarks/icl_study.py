@@ -28,13 +28,13 @@ import time
 import numpy as np
 import torch
 
-from arc_efe.config import TrainConfig
 from arc_efe.data.dataset import make_queries
 from arc_efe.data.synthetic import SyntheticSource
 from arc_efe.data.tasks import grids_equal
 from arc_efe.data.views import View
 from arc_efe.loss import DEFAULT_WEIGHTS
 from arc_efe.model.agent import decode_queries
+from arc_efe.saved.config import TrainConfig
 from arc_efe.train import setup
 
 from common import train_for

@@ -23,7 +23,7 @@ from arc_efe.data.synthetic import FAMILIES, SyntheticSource, fits_side
 from arc_efe.evaluate import load_agent
 from arc_efe.evaluation import ICL_FAMILIES, ICL_SEED, ICL_SIDE, exact_accuracy
 from arc_efe.model.device import resolve_device
-from arc_efe.modelfolder import FRESH, SHIPPED
+from arc_efe.saved.modelfolder import FRESH, SHIPPED
 
 
 def main() -> None:

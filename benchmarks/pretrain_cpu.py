@@ -23,14 +23,14 @@ from collections import defaultdict
 
 import torch
 
-from arc_efe.checkpoint import Position, save_checkpoint
-from arc_efe.config import TrainConfig
 from arc_efe.data.dataset import make_queries
 from arc_efe.data.synthetic import SyntheticSource
 from arc_efe.data.tasks import grids_equal
 from arc_efe.data.views import View
 from arc_efe.inference import InferenceConfig
 from arc_efe.model.agent import decode_queries
+from arc_efe.saved.checkpoint import Position, save_checkpoint
+from arc_efe.saved.config import TrainConfig
 from arc_efe.train import setup
 from arc_efe.ttt import TTTConfig
 

@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from arc_efe.config import TrainConfig
 from arc_efe.data.sources import load_tasks
 from arc_efe.data.tokens import encode_task
+from arc_efe.saved.config import TrainConfig
 from arc_efe.train import train
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -3,8 +3,8 @@
 import json
 
 from arc_efe.cli import main
-from arc_efe.config import TrainConfig
 from arc_efe.data.sources import load_tasks
+from arc_efe.saved.config import TrainConfig
 from arc_efe.train import train
 
 

@@ -6,12 +6,12 @@ import numpy as np
 import pytest
 import torch
 
-from arc_efe.config import TrainConfig
 from arc_efe.data.dataset import make_queries
 from arc_efe.data.packing import pack, pack_rows
 from arc_efe.data.sequences import collate, forward_example, inverse_example
 from arc_efe.data.sources import load_tasks
 from arc_efe.data.views import random_view
+from arc_efe.saved.config import TrainConfig
 from arc_efe.train import build_micro_batch, setup, train_step
 
 

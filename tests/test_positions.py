@@ -219,7 +219,7 @@ def test_pretrained_backbone_with_zero_positions_gives_identical_logits(tmp_path
 
 
 def _tiny_run(tmp_path, name, **kw):
-    from arc_efe.config import TrainConfig
+    from arc_efe.saved.config import TrainConfig
     from arc_efe.train import train
 
     base = dict(data="synthetic/flip_lr:4", output_dir=str(tmp_path), run_name=name, device="cpu", epochs=1,
@@ -231,8 +231,8 @@ def _tiny_run(tmp_path, name, **kw):
 def test_checkpoints_record_positions_and_old_ones_load_as_1d(tmp_path):
     import json
 
-    from arc_efe.config import read_run_config
     from arc_efe.evaluate import load_agent
+    from arc_efe.saved.config import read_run_config
 
     new = _tiny_run(tmp_path, "new", positions="2d-mirror")
     assert read_run_config(new).positions == "2d-mirror"

@@ -18,12 +18,12 @@ import pytest
 import torch
 from safetensors import SafetensorError
 
-from arc_efe import checkpoint as ckmod
-from arc_efe.checkpoint import CheckpointError, find_checkpoint, load_plain, verify_checkpoint
 from arc_efe.cli import train_main
-from arc_efe.config import TrainConfig
 from arc_efe.data.files import read_safetensors
 from arc_efe.errors import ArcEfeError
+from arc_efe.saved import checkpoint as ckmod
+from arc_efe.saved.checkpoint import CheckpointError, find_checkpoint, load_plain, verify_checkpoint
+from arc_efe.saved.config import TrainConfig
 from arc_efe.solver2.memory import MemoryBank
 from arc_efe.stopping import TrainingStopped
 from arc_efe.train import fit, setup, train

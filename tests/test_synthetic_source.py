@@ -7,10 +7,10 @@ import pytest
 import torch
 
 from arc_efe.cli import main
-from arc_efe.config import TrainConfig
 from arc_efe.data.sources import load_tasks
 from arc_efe.data.synthetic import FAMILIES, SyntheticSource
 from arc_efe.errors import SourceError
+from arc_efe.saved.config import TrainConfig
 from arc_efe.train import build_micro_batch, setup, train_step
 
 

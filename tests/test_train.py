@@ -11,7 +11,6 @@ import numpy as np
 import pytest
 import torch
 
-from arc_efe.config import TrainConfig
 from arc_efe.data.dataset import make_queries
 from arc_efe.data.sequences import aligned_cells, collate, forward_example
 from arc_efe.data.sources import load_tasks
@@ -19,6 +18,7 @@ from arc_efe.data.tokens import END, VOCAB_SIZE, try_decode_grid
 from arc_efe.data.views import View, random_view
 from arc_efe.evaluation import exact_accuracy
 from arc_efe.model.agent import GridConstraint
+from arc_efe.saved.config import TrainConfig
 from arc_efe.train import build_micro_batch, fit, setup, train, train_step
 
 ROOT = Path(__file__).resolve().parents[1]

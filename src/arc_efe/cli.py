@@ -147,7 +147,7 @@ def cmd_diagnose(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from .modelfolder import export_model
+    from .saved.modelfolder import export_model
 
     spec = export_model(args.source, args.folder)
     print(f"wrote {args.folder}: {spec.model_name}, {spec.positions} positions, max_len {spec.max_len} "
@@ -172,7 +172,7 @@ def config_for_resume(run_dir: Path, args: argparse.Namespace):
     other setting given is named as ignored (the run goes on as it was set up)."""
     from dataclasses import fields
 
-    from .config import TrainConfig, read_run_config
+    from .saved.config import TrainConfig, read_run_config
 
     cfg = read_run_config(run_dir)
     defaults = TrainConfig()
@@ -195,7 +195,7 @@ def config_for_resume(run_dir: Path, args: argparse.Namespace):
 
 def train_main(argv: Sequence[str] | None = None, prog: str = "arc-efe train") -> int:
     """`arc-efe train` and the root script `trainloop_gpu_finetuned.py`."""
-    from .config import add_train_args, config_from_args
+    from .saved.config import add_train_args, config_from_args
     from .stopping import TrainingStopped
     from .train import train
 

@@ -33,8 +33,6 @@ from pathlib import Path
 
 import torch
 
-from .checkpoint import find_checkpoint
-from .config import read_run_config
 from .data.files import atomic_write_text, read_safetensors
 from .data.positions import POSITIONS
 from .data.scoring import make_entry, read_submission, report_lines, score_submission, write_submission
@@ -48,8 +46,10 @@ from .model import distributed as dist
 from .model.agent import Agent
 from .model.backbone import BackboneConfig, load_backbone, load_trainable
 from .model.device import default_dtype
-from .modelfolder import FRESH, is_model_folder, read_model_folder, shipped_model
 from .reporting.display import side_by_side
+from .saved.checkpoint import find_checkpoint
+from .saved.config import read_run_config
+from .saved.modelfolder import FRESH, is_model_folder, read_model_folder, shipped_model
 from .solver2.memory import MemoryBank
 from .solver2.retrieval import Solver2, task_keys
 from .ttt import TTT_VIEWS, TestTimeTrainer, TTTConfig

@@ -25,9 +25,6 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from .checkpoint import (Position, abandon_newer, clean_partial, disk_full, find_checkpoint, list_checkpoints,
-                         load_checkpoint)
-from .config import TrainConfig
 from .data.dataset import Query
 from .data.files import atomic_write_json
 from .data.packing import make_batch
@@ -45,7 +42,10 @@ from .model.backbone import BackboneConfig, backbone_parameters, head_parameters
 from .model.compiling import compile_backbone
 from .model.device import autocast, default_dtype
 from .model.sharding import NOT_LAUNCHED, gathered, shard_backbone
-from .modelfolder import model_source
+from .saved.checkpoint import (Position, abandon_newer, clean_partial, disk_full, find_checkpoint, list_checkpoints,
+                               load_checkpoint)
+from .saved.config import TrainConfig
+from .saved.modelfolder import model_source
 from .solver2.memory import MemoryBank
 from .solver2.refinement import corrupt, draft_tokens_for, refine_example
 from .solver2.retrieval import MemoryWriter, Solver2, task_keys

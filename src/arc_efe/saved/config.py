@@ -13,12 +13,12 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from .data.jsonfile import read_json
-from .data.positions import POSITIONS
-from .data.tasks import json_kind, shown
-from .errors import ConfigError
-from .loss import DEFAULT_WEIGHTS
-from .model.backbone import PRESETS as MODEL_PRESETS
+from ..data.jsonfile import read_json
+from ..data.positions import POSITIONS
+from ..data.tasks import json_kind, shown
+from ..errors import ConfigError
+from ..loss import DEFAULT_WEIGHTS
+from ..model.backbone import PRESETS as MODEL_PRESETS
 
 # The users' three settings (agent learning rate, weight decay).
 PRESETS = {

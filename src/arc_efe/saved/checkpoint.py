@@ -32,12 +32,12 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import save_file
 
-from .data.files import atomic_write_text, read_safetensors
-from .data.jsonfile import read_json
-from .errors import ArcEfeError, SourceError
-from .model.backbone import load_trainable, save_trainable
-from .model.sharding import shard_optimizer_state
-from .solver2.memory import MemoryBank
+from ..data.files import atomic_write_text, read_safetensors
+from ..data.jsonfile import read_json
+from ..errors import ArcEfeError, SourceError
+from ..model.backbone import load_trainable, save_trainable
+from ..model.sharding import shard_optimizer_state
+from ..solver2.memory import MemoryBank
 
 KEEP_LAST = 3
 MANIFEST = "manifest.json"

@@ -21,15 +21,15 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..data.jsonfile import read_json
+from ..data.positions import POSITIONS
+from ..errors import ArcEfeError
+from ..model.backbone import PRESETS
 from .checkpoint import MANIFEST, CheckpointError, _describe, _fsync_dir, find_checkpoint, verify_checkpoint
-from .data.jsonfile import read_json
-from .data.positions import POSITIONS
-from .errors import ArcEfeError
-from .model.backbone import PRESETS
 
 FORMAT = "arc-efe-model"
 FRESH = "fresh"  # --checkpoint fresh: an untrained backbone
-SHIPPED = Path(__file__).resolve().parents[2] / "models" / "arc-efe-tiny"
+SHIPPED = Path(__file__).resolve().parents[3] / "models" / "arc-efe-tiny"
 WEIGHTS, CONFIG = "model.safetensors", "config.json"
 
 
