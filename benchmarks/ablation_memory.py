@@ -18,9 +18,9 @@ from pathlib import Path
 
 import torch
 
-from arc_efe.evaluation import exact_accuracy, pass_at_2
 from arc_efe.saved.config import TrainConfig
-from arc_efe.train import setup
+from arc_efe.training.evaluation import exact_accuracy, pass_at_2
+from arc_efe.training.train import setup
 
 from common import smallest_tasks_file, train_for
 

@@ -289,7 +289,7 @@ def test_write_diagnosis(tmp_path):
 
 def test_nan_written_by_the_training_log_is_found(tmp_path):
     """MetricsLog writes NaN/inf as the strings "nan"/"inf" (JSON has no literal for them)."""
-    from arc_efe.metrics import MetricsLog
+    from arc_efe.training.metrics import MetricsLog
 
     log = MetricsLog(tmp_path, tensorboard=False)
     losses = [5.0 - 0.1 * i for i in range(12)]

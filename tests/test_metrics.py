@@ -3,7 +3,7 @@ import json
 import pytest
 
 from arc_efe.errors import ArcEfeError
-from arc_efe.metrics import MetricsLog
+from arc_efe.training.metrics import MetricsLog
 
 
 def _lines(path):

@@ -8,11 +8,11 @@ import pytest
 
 from arc_efe.cli import main
 from arc_efe.data.synthetic import SyntheticSource
-from arc_efe.epoch_report import report_after_training
 from arc_efe.errors import ArcEfeError
 from arc_efe.reporting.display import PALETTE
 from arc_efe.reporting.grid_svg import as_grid, cell_size, grid_svg, wrong_cells
 from arc_efe.reporting.report import EvalTask, TaskLookup, choose_tasks, find_eval, read_eval, write_report
+from arc_efe.training.epoch_report import report_after_training
 
 from conftest import small_task
 from test_diagnosis import HEALTHY_CONFIG, healthy_run

@@ -25,8 +25,8 @@ from arc_efe.saved import checkpoint as ckmod
 from arc_efe.saved.checkpoint import CheckpointError, find_checkpoint, load_plain, verify_checkpoint
 from arc_efe.saved.config import TrainConfig
 from arc_efe.solver2.memory import MemoryBank
-from arc_efe.stopping import TrainingStopped
-from arc_efe.train import fit, setup, train
+from arc_efe.training.stopping import TrainingStopped
+from arc_efe.training.train import fit, setup, train
 
 ROOT = Path(__file__).resolve().parents[1]
 RISK_ONLY = ["--ambiguity-weight", "0", "--consistency-weight", "0", "--bidirectional-weight", "0",
@@ -155,12 +155,12 @@ def test_ctrl_c_stops_after_the_step_with_a_checkpoint_and_twice_stops_at_once(f
 
 
 def test_a_second_ctrl_c_through_the_command_line_is_one_line(monkeypatch, capsys):
-    import arc_efe.train
+    import arc_efe.training.train
 
     def interrupted(*a, **kw):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(arc_efe.train, "train", interrupted)
+    monkeypatch.setattr(arc_efe.training.train, "train", interrupted)
     assert train_main(["--epochs", "1"]) == 130
     assert capsys.readouterr().err.strip() == ("interrupted at once (second Ctrl-C): no new checkpoint; "
                                                "--resume RUN_DIR continues from the last one")
@@ -335,7 +335,7 @@ def test_rollback_after_n_bad_steps_restores_the_checkpoint_and_lowers_the_lr(fo
     from arc_efe.reporting.diagnosis import diagnose
     from arc_efe.reporting.runlog import load_run
 
-    from arc_efe.train import _lr_lambda
+    from arc_efe.training.train import _lr_lambda
 
     # steps 5, 6, 7 bad: rollback after 7 to checkpoint 3; step 8 bad too, so the weights seen
     # after it are the restored ones
@@ -382,7 +382,7 @@ def test_too_many_rollbacks_stop_with_one_line(four_tasks_file, tmp_path):
 
 
 def test_non_finite_weights_are_never_written(four_tasks_file, tmp_path, capsys):
-    from arc_efe.guard import checkpoint
+    from arc_efe.training.guard import checkpoint
 
     run = setup(_cfg(four_tasks_file, tmp_path, "nanw"))
     with torch.no_grad():

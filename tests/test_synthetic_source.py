@@ -11,7 +11,7 @@ from arc_efe.data.sources import load_tasks
 from arc_efe.data.synthetic import FAMILIES, SyntheticSource
 from arc_efe.errors import SourceError
 from arc_efe.saved.config import TrainConfig
-from arc_efe.train import build_micro_batch, setup, train_step
+from arc_efe.training.train import build_micro_batch, setup, train_step
 
 
 def _same(a, b):
@@ -127,7 +127,7 @@ def test_family_lists_and_a_size_limit():
 
 
 def test_curriculum_grows_generated_grids_from_3x3(tmp_path):
-    from arc_efe.trainset import curriculum_side
+    from arc_efe.training.trainset import curriculum_side
 
     cfg = _cfg(tmp_path, data="synthetic/flip_lr,transpose:8", curriculum=True, epochs=2, max_batches=10)
     sides = [curriculum_side(cfg, 8, e, b, 10) for e in range(2) for b in range(10)]

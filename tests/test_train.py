@@ -16,10 +16,10 @@ from arc_efe.data.sequences import aligned_cells, collate, forward_example
 from arc_efe.data.sources import load_tasks
 from arc_efe.data.tokens import END, VOCAB_SIZE, try_decode_grid
 from arc_efe.data.views import View, random_view
-from arc_efe.evaluation import exact_accuracy
 from arc_efe.model.agent import GridConstraint
 from arc_efe.saved.config import TrainConfig
-from arc_efe.train import build_micro_batch, fit, setup, train, train_step
+from arc_efe.training.evaluation import exact_accuracy
+from arc_efe.training.train import build_micro_batch, fit, setup, train, train_step
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -19,12 +19,12 @@ from functools import lru_cache
 
 import numpy as np
 
-from .data.dataset import Query, make_queries, split_tasks
-from .data.sources import load_tasks
-from .data.synthetic import SyntheticSource, is_synthetic
-from .data.tokens import SequenceTooLong, encode_task
-from .errors import ConfigError
-from .saved.config import TrainConfig, default_data
+from ..data.dataset import Query, make_queries, split_tasks
+from ..data.sources import load_tasks
+from ..data.synthetic import SyntheticSource, is_synthetic
+from ..data.tokens import SequenceTooLong, encode_task
+from ..errors import ConfigError
+from ..saved.config import TrainConfig, default_data
 
 VAL_SEED_OFFSET = 1_000_003  # generated validation tasks come from a seed training never uses
 

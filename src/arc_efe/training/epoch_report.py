@@ -9,9 +9,9 @@ from pathlib import Path
 
 import numpy as np
 
+from ..reporting.diagnosis import diagnose, write_diagnosis
+from ..reporting.runlog import load_run
 from .evaluation import ICL_SIDE, exact_accuracy, icl_queries, pass_at_2
-from .reporting.diagnosis import diagnose, write_diagnosis
-from .reporting.runlog import load_run
 
 
 def report_after_training(run_dir: Path) -> Path | None:
@@ -21,7 +21,7 @@ def report_after_training(run_dir: Path) -> Path | None:
     to retry, never an error that turns a good run into a failed one.
     """
     try:
-        from .reporting.report import write_report
+        from ..reporting.report import write_report
         path = write_report(run_dir)
     except Exception as e:  # noqa: BLE001 - a plotting bug or a full disk must not fail the run
         print(f"warning: could not write the run report ({type(e).__name__}: {e}); the run is "

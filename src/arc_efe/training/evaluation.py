@@ -16,11 +16,11 @@ from __future__ import annotations
 import functools
 from typing import Sequence
 
-from .data.dataset import Query
-from .data.scoring import ScoreReport, make_entry, score_submission
-from .data.tasks import MAX_SIDE, grids_equal
-from .data.views import View
-from .model.agent import Agent, decode_queries
+from ..data.dataset import Query
+from ..data.scoring import ScoreReport, make_entry, score_submission
+from ..data.tasks import MAX_SIDE, grids_equal
+from ..data.views import View
+from ..model.agent import Agent, decode_queries
 
 ICL_FAMILIES = "colour_permutation,swap_colours,flip_lr,flip_ud,rotate_90,rotate_180,transpose"
 ICL_SEED = 7_777_777  # training sources use the run's seed: these tasks are never trained on
@@ -30,8 +30,8 @@ ICL_SIDE = 6
 @functools.lru_cache(maxsize=4)
 def icl_queries(n: int, seed: int = ICL_SEED) -> tuple[Query, ...]:
     """The first test query of each of `n` fresh generated tasks (the same for every run)."""
-    from .data.dataset import make_queries
-    from .data.synthetic import SyntheticSource
+    from ..data.dataset import make_queries
+    from ..data.synthetic import SyntheticSource
 
     tasks = SyntheticSource(f"synthetic/{ICL_FAMILIES}:{ICL_SIDE}", seed).tasks(n)
     return tuple(make_queries([t], "test")[0] for t in tasks)

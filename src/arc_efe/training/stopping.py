@@ -14,7 +14,7 @@ from pathlib import Path
 
 import torch
 
-from .model import distributed as dist
+from ..model import distributed as dist
 
 
 class TrainingStopped(Exception):

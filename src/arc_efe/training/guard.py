@@ -25,12 +25,12 @@ from typing import Any
 
 import torch
 
-from .errors import ArcEfeError
-from .loss import COMPONENTS
-from .model import distributed as dist
-from .model.backbone import changeable_weights
-from .model.sharding import clip_grad_norm, full_optimizer_state, full_state
-from .saved.checkpoint import last_good_checkpoint, restore_weights, save_checkpoint, weights_finite
+from ..errors import ArcEfeError
+from ..loss import COMPONENTS
+from ..model import distributed as dist
+from ..model.backbone import changeable_weights
+from ..model.sharding import clip_grad_norm, full_optimizer_state, full_state
+from ..saved.checkpoint import last_good_checkpoint, restore_weights, save_checkpoint, weights_finite
 
 
 @dataclass

@@ -12,8 +12,8 @@ import os
 from pathlib import Path
 from typing import Any
 
-from .data.files import atomic_write_text
-from .reporting.runlog import load_run
+from ..data.files import atomic_write_text
+from ..reporting.runlog import load_run
 
 
 class NullWriter:

@@ -25,30 +25,30 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from .data.dataset import Query
-from .data.files import atomic_write_json
-from .data.packing import make_batch
-from .data.sequences import Example, aligned_cells, forward_example, inverse_example
-from .data.tokens import VOCAB_SIZE, SequenceTooLong
-from .data.views import View, random_view
+from ..data.dataset import Query
+from ..data.files import atomic_write_json
+from ..data.packing import make_batch
+from ..data.sequences import Example, aligned_cells, forward_example, inverse_example
+from ..data.tokens import VOCAB_SIZE, SequenceTooLong
+from ..data.views import View, random_view
+from ..errors import ArcEfeError
+from ..loss import COMPONENTS, EFELoss, risk_sum
+from ..model import distributed as dist
+from ..model.agent import Agent
+from ..model.backbone import BackboneConfig, backbone_parameters, head_parameters, load_backbone, trainable_summary
+from ..model.compiling import compile_backbone
+from ..model.device import autocast, default_dtype
+from ..model.sharding import NOT_LAUNCHED, gathered, shard_backbone
+from ..saved.checkpoint import (Position, abandon_newer, clean_partial, disk_full, find_checkpoint, list_checkpoints,
+                                load_checkpoint)
+from ..saved.config import TrainConfig
+from ..saved.modelfolder import model_source
+from ..solver2.memory import MemoryBank
+from ..solver2.refinement import corrupt, draft_tokens_for, refine_example
+from ..solver2.retrieval import MemoryWriter, Solver2, task_keys
 from .epoch_report import end_of_epoch, report_after_training
-from .errors import ArcEfeError
 from .guard import LoopState, after_step, checkpoint, guarded_step
-from .loss import COMPONENTS, EFELoss, risk_sum
 from .metrics import MetricsLog, NullLog
-from .model import distributed as dist
-from .model.agent import Agent
-from .model.backbone import BackboneConfig, backbone_parameters, head_parameters, load_backbone, trainable_summary
-from .model.compiling import compile_backbone
-from .model.device import autocast, default_dtype
-from .model.sharding import NOT_LAUNCHED, gathered, shard_backbone
-from .saved.checkpoint import (Position, abandon_newer, clean_partial, disk_full, find_checkpoint, list_checkpoints,
-                               load_checkpoint)
-from .saved.config import TrainConfig
-from .saved.modelfolder import model_source
-from .solver2.memory import MemoryBank
-from .solver2.refinement import corrupt, draft_tokens_for, refine_example
-from .solver2.retrieval import MemoryWriter, Solver2, task_keys
 from .stopping import StopRequests, TrainingStopped
 from .trainset import TrainingData, load_training_data
 
