@@ -195,7 +195,7 @@ def config_for_resume(run_dir: Path, args: argparse.Namespace):
 
 def train_main(argv: Sequence[str] | None = None, prog: str = "arc-efe train") -> int:
     """`arc-efe train` and the root script `trainloop_gpu_finetuned.py`."""
-    from .saved.config import add_train_args, config_from_args
+    from .training.flags import add_train_args, config_from_args
     from .training.stopping import TrainingStopped
     from .training.train import train
 
