@@ -20,7 +20,7 @@ import torch
 
 from arc_efe.saved.config import TrainConfig
 from arc_efe.training.evaluation import exact_accuracy, pass_at_2
-from arc_efe.training.train import setup
+from arc_efe.training.run import setup
 
 from common import smallest_tasks_file, train_for
 

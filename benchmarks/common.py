@@ -14,7 +14,8 @@ from arc_efe.data.tasks import Task, grids_equal
 from arc_efe.data.tokens import encode_task
 from arc_efe.inference import InferenceConfig, solve_output, task_views
 from arc_efe.model.agent import Agent
-from arc_efe.training.train import Run, build_micro_batch, train_step
+from arc_efe.training.run import Run
+from arc_efe.training.train import build_micro_batch, train_step
 from arc_efe.ttt import TestTimeTrainer, TTTConfig
 
 

@@ -18,7 +18,8 @@ rm -rf "$OUT"
 import sys, time, torch
 from arc_efe.saved.checkpoint import save_checkpoint
 from arc_efe.saved.config import TrainConfig
-from arc_efe.training.train import build_micro_batch, setup, train_step
+from arc_efe.training.run import setup
+from arc_efe.training.train import build_micro_batch, train_step
 steps, peak, out, device, model = int(sys.argv[1]), float(sys.argv[2]), sys.argv[3], sys.argv[4], sys.argv[5]
 cfg = TrainConfig(data="arc-agi-1/training", model_name=model, device=device, epochs=1,
                   max_batches=steps, batch_size=16, max_len=2048, max_tokens=8192, agent_lr=1e-4,

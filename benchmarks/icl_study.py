@@ -35,7 +35,7 @@ from arc_efe.data.views import View
 from arc_efe.loss import DEFAULT_WEIGHTS
 from arc_efe.model.agent import decode_queries
 from arc_efe.saved.config import TrainConfig
-from arc_efe.training.train import setup
+from arc_efe.training.run import setup
 
 from common import train_for
 

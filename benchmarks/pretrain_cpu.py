@@ -31,7 +31,7 @@ from arc_efe.inference import InferenceConfig
 from arc_efe.model.agent import decode_queries
 from arc_efe.saved.checkpoint import Position, save_checkpoint
 from arc_efe.saved.config import TrainConfig
-from arc_efe.training.train import setup
+from arc_efe.training.run import setup
 from arc_efe.ttt import TTTConfig
 
 from common import smallest_tasks, train_for, ttt_and_vote

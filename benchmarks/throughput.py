@@ -34,7 +34,8 @@ import torch
 
 from arc_efe.data.tokens import PAD
 from arc_efe.saved.config import TrainConfig
-from arc_efe.training.train import build_micro_batch, setup, train_step
+from arc_efe.training.run import setup
+from arc_efe.training.train import build_micro_batch, train_step
 
 RISK_ONLY = {"risk": 1.0, "ambiguity": 0.0, "consistency": 0.0, "bidirectional": 0.0, "step": 0.0}
 

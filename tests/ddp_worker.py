@@ -13,7 +13,8 @@ from arc_efe.model import distributed
 from arc_efe.model.sharding import full_optimizer_state, full_state, is_sharded
 from arc_efe.saved.checkpoint import find_checkpoint, load_checkpoint
 from arc_efe.saved.config import TrainConfig
-from arc_efe.training.train import fit, setup
+from arc_efe.training.run import setup
+from arc_efe.training.train import fit
 
 cfg = TrainConfig.from_dict(json.loads(open(sys.argv[1]).read()))
 run = setup(cfg)

@@ -12,7 +12,8 @@ from arc_efe.data.sequences import collate, forward_example, inverse_example
 from arc_efe.data.sources import load_tasks
 from arc_efe.data.views import random_view
 from arc_efe.saved.config import TrainConfig
-from arc_efe.training.train import build_micro_batch, setup, train_step
+from arc_efe.training.run import setup
+from arc_efe.training.train import build_micro_batch, train_step
 
 
 @pytest.fixture(scope="module")

@@ -25,8 +25,9 @@ from arc_efe.saved import checkpoint as ckmod
 from arc_efe.saved.checkpoint import CheckpointError, find_checkpoint, load_plain, verify_checkpoint
 from arc_efe.saved.config import TrainConfig
 from arc_efe.solver2.memory import MemoryBank
+from arc_efe.training.run import setup
 from arc_efe.training.stopping import TrainingStopped
-from arc_efe.training.train import fit, setup, train
+from arc_efe.training.train import fit, train
 
 ROOT = Path(__file__).resolve().parents[1]
 RISK_ONLY = ["--ambiguity-weight", "0", "--consistency-weight", "0", "--bidirectional-weight", "0",
@@ -335,7 +336,7 @@ def test_rollback_after_n_bad_steps_restores_the_checkpoint_and_lowers_the_lr(fo
     from arc_efe.reporting.diagnosis import diagnose
     from arc_efe.reporting.runlog import load_run
 
-    from arc_efe.training.train import _lr_lambda
+    from arc_efe.training.run import _lr_lambda
 
     # steps 5, 6, 7 bad: rollback after 7 to checkpoint 3; step 8 bad too, so the weights seen
     # after it are the restored ones

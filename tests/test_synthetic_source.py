@@ -11,7 +11,8 @@ from arc_efe.data.sources import load_tasks
 from arc_efe.data.synthetic import FAMILIES, SyntheticSource
 from arc_efe.errors import SourceError
 from arc_efe.saved.config import TrainConfig
-from arc_efe.training.train import build_micro_batch, setup, train_step
+from arc_efe.training.run import setup
+from arc_efe.training.train import build_micro_batch, train_step
 
 
 def _same(a, b):

@@ -19,7 +19,8 @@ from arc_efe.data.views import View, random_view
 from arc_efe.model.agent import GridConstraint
 from arc_efe.saved.config import TrainConfig
 from arc_efe.training.evaluation import exact_accuracy
-from arc_efe.training.train import build_micro_batch, fit, setup, train, train_step
+from arc_efe.training.run import setup
+from arc_efe.training.train import build_micro_batch, fit, train, train_step
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -1,4 +1,4 @@
-"""Training: setup() builds everything, fit() runs the loop, one phase after another.
+"""Training: setup() builds everything (run.py), fit() runs the loop, one phase after another.
 
 Each optimizer step: set the learning rate; build the step's micro-batches (each query seen
 through a random view, a second view for the consistency term, and its inverse task for the
@@ -6,8 +6,8 @@ bidirectional term); forward and backward each micro-batch with the loss normali
 answer token over the whole step; clip; step (or skip a non-finite step, and roll back after
 too many: guard.py); log; call the step callbacks; a checkpoint every --save-every-steps, and
 on SIGINT/SIGTERM before stopping (stopping.py). Each epoch: training and validation accuracy,
-the report in the users' words, the diagnosis, a checkpoint. At the end: the HTML run report
-(report.py).
+the report in the users' words, the diagnosis, a checkpoint (epoch_report.py). At the end: the
+HTML run report (reporting/report.py).
 """
 
 from __future__ import annotations
@@ -16,8 +16,7 @@ import errno
 import math
 import sys
 import time
-from dataclasses import dataclass, field
-from datetime import datetime
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -26,31 +25,23 @@ import torch
 from tqdm import tqdm
 
 from ..data.dataset import Query
-from ..data.files import atomic_write_json
 from ..data.packing import make_batch
 from ..data.sequences import Example, aligned_cells, forward_example, inverse_example
 from ..data.tokens import VOCAB_SIZE, SequenceTooLong
 from ..data.views import View, random_view
 from ..errors import ArcEfeError
-from ..loss import COMPONENTS, EFELoss, risk_sum
+from ..loss import COMPONENTS, risk_sum
 from ..model import distributed as dist
-from ..model.agent import Agent
-from ..model.backbone import BackboneConfig, backbone_parameters, head_parameters, load_backbone, trainable_summary
-from ..model.compiling import compile_backbone
-from ..model.device import autocast, default_dtype
-from ..model.sharding import NOT_LAUNCHED, gathered, shard_backbone
-from ..saved.checkpoint import (Position, abandon_newer, clean_partial, disk_full, find_checkpoint, list_checkpoints,
-                                load_checkpoint)
+from ..model.device import autocast
+from ..model.sharding import gathered
+from ..saved.checkpoint import disk_full
 from ..saved.config import TrainConfig
-from ..saved.modelfolder import model_source
-from ..solver2.memory import MemoryBank
 from ..solver2.refinement import corrupt, draft_tokens_for, refine_example
-from ..solver2.retrieval import MemoryWriter, Solver2, task_keys
+from ..solver2.retrieval import task_keys
 from .epoch_report import end_of_epoch, report_after_training
-from .guard import LoopState, after_step, checkpoint, guarded_step
-from .metrics import MetricsLog, NullLog
+from .guard import after_step, checkpoint, guarded_step
+from .run import Run, setup
 from .stopping import StopRequests, TrainingStopped
-from .trainset import TrainingData, load_training_data
 
 LN_V = math.log(VOCAB_SIZE)
 LN_2 = math.log(2)
@@ -73,41 +64,6 @@ StepCallback = Callable[[StepResult], None]
 
 
 @dataclass
-class Run:
-    cfg: TrainConfig
-    run_dir: Path
-    device: torch.device
-    dtype: torch.dtype
-    agent: Agent
-    loss_fn: EFELoss
-    optimizer: torch.optim.Optimizer
-    scheduler: torch.optim.lr_scheduler.LambdaLR
-    data: TrainingData
-    log: MetricsLog
-    pos: Position
-    steps_per_epoch: int
-    solver2: Solver2 | None = None
-    bank: MemoryBank | None = None
-    writer: MemoryWriter | None = None
-    model: Agent | None = None  # the training step's agent when it differs (--compile); else `agent`
-    units: list[torch.nn.Module] | None = None  # the backbone's FSDP units (--fsdp)
-    state: LoopState = field(default_factory=LoopState)
-    t_epoch: float = 0.0  # when the epoch in progress started (moved back by a resume)
-
-    @property
-    def queries(self) -> list[Query]:
-        return self.data.queries
-
-    @property
-    def eval_queries(self) -> list[Query]:
-        return self.data.eval_queries
-
-    @property
-    def val_queries(self) -> list[Query]:
-        return self.data.val_queries
-
-
-@dataclass
 class MicroBatch:
     queries: list[Query]
     views: list[View]  # each query's training view (its first forward example)
@@ -116,149 +72,6 @@ class MicroBatch:
     pairs: list[tuple[int, int]]  # two forward examples of one query, for consistency
     first: list[int]  # each query's first forward example
     halt: list[tuple[int, int, bool]]  # refine examples: (example, halting position, draft right)
-
-
-def _param_groups(cfg: TrainConfig, agent: Agent, loss_fn: EFELoss, solver2: Solver2 | None) -> list[dict]:
-    """backbone (--qwen-lr), agent head (--agent-lr), Solver2 (2x), loss parameters (0.5x).
-
-    Weight decay applies to matrices only (norm scales and biases are left alone).
-    """
-    groups = []
-    named = [("backbone", backbone_parameters(agent.backbone), cfg.backbone_lr),
-             ("agent", head_parameters(agent.backbone), cfg.agent_lr),
-             ("solver2", list(solver2.parameters()) if solver2 is not None else [], cfg.agent_lr * 2),
-             ("loss", [p for p in loss_fn.parameters() if p.requires_grad], cfg.agent_lr * 0.5)]
-    for name, params, lr in named:
-        for decay in (True, False):
-            ps = [p for p in params if (p.ndim >= 2) == decay]
-            if ps:
-                groups.append({"params": ps, "lr": lr, "base_lr": lr, "name": name,
-                               "weight_decay": cfg.weight_decay if decay else 0.0})
-    return groups
-
-
-def _lr_lambda(warmup: int, total: int) -> Callable[[int], float]:
-    def f(step: int) -> float:
-        if step < warmup:
-            return (step + 1) / warmup
-        progress = min(1.0, (step - warmup) / max(1, total - warmup))
-        return 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress))  # cosine to 10%
-    return f
-
-
-def setup(cfg: TrainConfig, resume: str | Path | None = None, resume_checkpoint: str | None = None) -> Run:
-    torch.manual_seed(cfg.seed)
-    device = dist.init(cfg.device)  # under torchrun: this rank's device, process group started
-    dtype = default_dtype(device)
-    data = load_training_data(cfg)
-    for reason in data.skipped:
-        dist.print0(f"skipped: {reason}")
-
-    # Trained weights stay in float32 (bf16 autocast does the GPU math); weights that never
-    # change (a frozen or LoRA base) are held in the compute dtype to halve their memory.
-    weight_dtype = dtype if cfg.mode in ("frozen", "lora") else torch.float32
-    init = None
-    if cfg.init and resume is None:  # a resumed run takes its weights from its checkpoint
-        init = model_source(cfg.init).weights  # verified against its manifest
-        dist.print0(f"init: the weights of {cfg.init}")
-    backbone = load_backbone(BackboneConfig(model_name=cfg.model_name, mode=cfg.mode,
-                                            lora_rank=cfg.lora_rank, lora_alpha=cfg.lora_alpha,
-                                            positions=cfg.positions, init=init),
-                             device, weight_dtype)
-    for p in head_parameters(backbone):  # the head always learns: keep it in float32
-        p.data = p.data.float()
-    if cfg.grad_checkpointing:  # non-reentrant: works with a frozen embedding (LoRA) as well
-        # transformers 5 renamed gradient_checkpointing_enable (deprecated) to activation_checkpointing_enable
-        enable = getattr(backbone, "activation_checkpointing_enable", None)
-        if enable is not None:
-            enable(activation_checkpointing_kwargs={"use_reentrant": False})
-        else:
-            backbone.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
-    if cfg.fsdp and not dist.launched():
-        raise ArcEfeError(NOT_LAUNCHED)
-    agent = Agent(backbone)
-    model = None
-    if cfg.compile:  # the training step alone runs compiled; saving and decoding use `agent`
-        compiled, warning = compile_backbone(backbone, device)
-        if warning:
-            dist.print0(warning)
-        else:
-            model = Agent(compiled)
-    hidden = backbone.get_input_embeddings().embedding_dim
-    solver2 = None
-    if cfg.memory or cfg.solver2_steps > 1:
-        solver2 = Solver2(hidden, top_k=cfg.memory_top_k, steps=cfg.solver2_steps).to(device)
-    bank = MemoryBank(hidden, cfg.memory_capacity) if cfg.memory else None
-    loss_fn = EFELoss(**{f"{k}_weight": v for k, v in cfg.weights.items()},
-                      label_smoothing=cfg.label_smoothing)
-    dist.sync_parameters([m for m in (agent, solver2, loss_fn) if m is not None])
-    units = shard_backbone(backbone) if cfg.fsdp else None  # after the sync: plain tensors there
-    optimizer = torch.optim.AdamW(_param_groups(cfg, agent, loss_fn, solver2), betas=(0.9, 0.95))
-    n_micro = data.batches_per_epoch(cfg)
-    steps_per_epoch = math.ceil(n_micro / (cfg.grad_accum_steps * dist.world_size()))
-    scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, _lr_lambda(cfg.warmup_steps, steps_per_epoch * cfg.epochs))
-
-    run_dir, problem = _run_dir(cfg, resume, data.name)  # rank 0 decides and writes; the others follow
-    if problem:
-        raise ArcEfeError(problem)
-    log = MetricsLog(run_dir, cfg.tensorboard) if dist.is_main() else NullLog()
-    pos, state = Position(0, 0, 0, 0), LoopState()
-    if resume is not None and dist.is_main():
-        clean_partial(run_dir)  # folders of a save that was killed half way
-    if resume is not None and resume_checkpoint is None and not list_checkpoints(run_dir):
-        dist.print0(f"{run_dir} has no checkpoint yet (it stopped before the first): starting it again")
-        log.truncate_after(0, 0)
-    elif resume is not None:
-        ckpt = find_checkpoint(run_dir, resume_checkpoint)  # verified against its manifest
-        pos, loaded_bank, saved_state = load_checkpoint(ckpt, agent.backbone, optimizer, scheduler, solver2,
-                                                        verify=False)
-        state = LoopState.from_dict(saved_state, source=ckpt / "meta.json")
-        if resume_checkpoint is not None and dist.is_main():
-            for name in abandon_newer(run_dir, ckpt):
-                print(f"set aside the later checkpoint {name} (now abandoned_{name})")
-        bank = loaded_bank if cfg.memory else None
-        log.truncate_after(pos.step, pos.epochs_done)
-        dist.print0(f"resumed from {ckpt}: step {pos.step}, epoch {pos.epoch + 1}, batch {pos.batch}")
-    writer = None
-    if bank is not None:
-        writer = MemoryWriter(agent, solver2, bank, cfg.success_threshold, cfg.max_len, device)
-
-    generated = "".join(f" + {s.name} (generated)" for s in data.synthetic)
-    dist.print0(f"data: {data.name}: {data.n_fit_tasks} training tasks ({len(data.queries)} queries){generated}, "
-                f"{data.n_val_tasks} validation tasks")
-    dist.print0(f"model: {cfg.model_name} ({cfg.mode}) on {device}, {trainable_summary(backbone)}")
-    if cfg.mode == "frozen":
-        dist.print0("warning: the Qwen backbone is frozen: only the output head will learn "
-                    "(use --no-freeze-qwen to train it)")
-    if bank is not None:
-        dist.print0(f"Solver2 memory: on (top {cfg.memory_top_k}, success rule: {cfg.success_threshold}, "
-                    f"{len(bank)} entries)")
-    if dist.world_size() > 1:
-        dist.print0(f"distributed: {dist.world_size()} ranks, each step {cfg.grad_accum_steps * dist.world_size()} "
-                    f"micro-batches of {cfg.batch_size} queries")
-    return Run(cfg, run_dir, device, dtype, agent, loss_fn, optimizer, scheduler, data,
-               log, pos, steps_per_epoch, solver2, bank, writer, model, units, state)
-
-
-def _run_dir(cfg: TrainConfig, resume, data_name: str) -> tuple[Path, str | None]:
-    problem = None
-    if dist.is_main():
-        if resume is not None:
-            run_dir = Path(resume)
-        else:
-            name = cfg.run_name or datetime.now().strftime("run_%Y%m%d_%H%M%S")
-            run_dir = Path(cfg.output_dir) / name
-            if (run_dir / "metrics.jsonl").exists():
-                problem = (f"{run_dir} already holds a run: pass --resume {run_dir} to continue "
-                           "it, or choose another --run-name")
-            else:
-                run_dir.mkdir(parents=True, exist_ok=True)
-        if problem is None:
-            atomic_write_json(run_dir / "config.json", {**cfg.to_dict(), "data": data_name}, indent=1)
-    else:
-        run_dir = None
-    return dist.broadcast_object((run_dir, problem))
 
 
 def build_micro_batch(run: Run, epoch: int, b: int) -> MicroBatch:
