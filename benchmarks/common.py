@@ -12,11 +12,11 @@ import numpy as np
 from arc_efe.data.sources import load_tasks
 from arc_efe.data.tasks import Task, grids_equal
 from arc_efe.data.tokens import encode_task
-from arc_efe.inference import InferenceConfig, solve_output, task_views
+from arc_efe.inference.pipeline import InferenceConfig, solve_output, task_views
+from arc_efe.inference.ttt import TestTimeTrainer, TTTConfig
 from arc_efe.model.agent import Agent
 from arc_efe.training.run import Run
 from arc_efe.training.train import build_micro_batch, train_step
-from arc_efe.ttt import TestTimeTrainer, TTTConfig
 
 
 def smallest_tasks(n: int, source: str = "arc-agi-1/training") -> list[Task]:
@@ -85,7 +85,7 @@ def ttt_and_vote(agent: Agent, tasks: Sequence[Task], ttt: TTTConfig | None, inf
 
 class _no_ttt:
     def __enter__(self):
-        from arc_efe.ttt import TTTStats
+        from arc_efe.inference.ttt import TTTStats
         return TTTStats()
 
     def __exit__(self, *exc):

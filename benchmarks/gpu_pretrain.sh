@@ -24,7 +24,7 @@ make pretrain PY="$PY" STAMP= PRETRAIN_ARGS="--device $DEVICE --model-name $MODE
 "$PY" - "$OUT/run" "$PEAK_TFLOPS" <<'PYEOF'
 import json, statistics, sys
 from pathlib import Path
-from arc_efe.evaluate import load_agent
+from arc_efe.inference.evaluate import load_agent
 run, peak = Path(sys.argv[1]), float(sys.argv[2])
 rows = [json.loads(l) for l in (run / "metrics.jsonl").read_text().splitlines()]
 steps = [r for r in rows if r.get("kind") == "step"]

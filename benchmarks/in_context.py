@@ -20,7 +20,7 @@ import torch
 
 from arc_efe.data.dataset import make_queries
 from arc_efe.data.synthetic import FAMILIES, SyntheticSource, fits_side
-from arc_efe.evaluate import load_agent
+from arc_efe.inference.evaluate import load_agent
 from arc_efe.model.device import resolve_device
 from arc_efe.saved.modelfolder import FRESH, SHIPPED
 from arc_efe.training.evaluation import ICL_FAMILIES, ICL_SEED, ICL_SIDE, exact_accuracy

@@ -27,12 +27,12 @@ from arc_efe.data.dataset import make_queries
 from arc_efe.data.synthetic import SyntheticSource
 from arc_efe.data.tasks import grids_equal
 from arc_efe.data.views import View
-from arc_efe.inference import InferenceConfig
+from arc_efe.inference.pipeline import InferenceConfig
+from arc_efe.inference.ttt import TTTConfig
 from arc_efe.model.agent import decode_queries
 from arc_efe.saved.checkpoint import Position, save_checkpoint
 from arc_efe.saved.config import TrainConfig
 from arc_efe.training.run import setup
-from arc_efe.ttt import TTTConfig
 
 from common import smallest_tasks, train_for, ttt_and_vote
 

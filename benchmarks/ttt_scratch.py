@@ -19,10 +19,10 @@ from pathlib import Path
 
 import torch
 
-from arc_efe.evaluate import load_agent
-from arc_efe.inference import InferenceConfig
+from arc_efe.inference.evaluate import load_agent
+from arc_efe.inference.pipeline import InferenceConfig
+from arc_efe.inference.ttt import TTTConfig
 from arc_efe.model.device import resolve_device
-from arc_efe.ttt import TTTConfig
 
 from common import smallest_tasks, ttt_and_vote
 

@@ -14,12 +14,12 @@ from arc_efe.cli import main
 from arc_efe.data.sources import load_tasks
 from arc_efe.data.tasks import Pair, Task
 from arc_efe.data.tokens import END, IN, OUT, VOCAB_SIZE, encode_task
-from arc_efe.decoding import answer_logliks, dfs_candidates
-from arc_efe.inference import InferenceConfig, solve_output, solve_task, task_views
+from arc_efe.inference.decoding import answer_logliks, dfs_candidates
+from arc_efe.inference.pipeline import InferenceConfig, solve_output, solve_task, task_views
+from arc_efe.inference.selection import Candidate, choose_two, rank
+from arc_efe.inference.ttt import TestTimeTrainer, TTTConfig
 from arc_efe.model.agent import CACHE_KEY, Agent
 from arc_efe.model.backbone import BackboneConfig, load_backbone
-from arc_efe.selection import Candidate, choose_two, rank
-from arc_efe.ttt import TestTimeTrainer, TTTConfig
 
 
 # --- a model that implements a symmetric rule exactly ----------------------------------

@@ -13,7 +13,7 @@ import torch
 from arc_efe.cli import main
 from arc_efe.data.files import read_safetensors
 from arc_efe.data.sources import load_tasks
-from arc_efe.evaluate import load_agent
+from arc_efe.inference.evaluate import load_agent
 from arc_efe.model.backbone import changeable_weights
 from arc_efe.saved.config import TrainConfig
 from arc_efe.saved.modelfolder import SHIPPED, model_source, read_model_folder

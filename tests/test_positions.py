@@ -13,7 +13,7 @@ from arc_efe.data.positions import (NO_COLOUR, NO_PLACE, PAIRED, ROLE_ANSWER, RO
 from arc_efe.data.sequences import Example, collate
 from arc_efe.data.tasks import Pair
 from arc_efe.data.tokens import BOS, END, IN, OUT, PAD, ROW, answer_tokens, encode_task
-from arc_efe.decoding import answer_logliks, dfs_candidates
+from arc_efe.inference.decoding import answer_logliks, dfs_candidates
 from arc_efe.model.agent import Agent
 from arc_efe.model.backbone import BackboneConfig, load_backbone
 
@@ -231,7 +231,7 @@ def _tiny_run(tmp_path, name, **kw):
 def test_checkpoints_record_positions_and_old_ones_load_as_1d(tmp_path):
     import json
 
-    from arc_efe.evaluate import load_agent
+    from arc_efe.inference.evaluate import load_agent
     from arc_efe.saved.config import read_run_config
 
     new = _tiny_run(tmp_path, "new", positions="2d-mirror")

@@ -7,8 +7,8 @@ import torch
 
 from arc_efe.data.synthetic.single_rules import KINDS, single_rule_task
 from arc_efe.data.views import rule_colours, rule_keeping_view
-from arc_efe.evaluate import CPU_TTT_SECONDS, GPU_TTT_STEPS, TTT_STEP_CAP, ttt_budget
-from arc_efe.ttt import TTT_VIEWS, TestTimeTrainer, TTTConfig
+from arc_efe.inference.evaluate import CPU_TTT_SECONDS, GPU_TTT_STEPS, TTT_STEP_CAP, ttt_budget
+from arc_efe.inference.ttt import TTT_VIEWS, TestTimeTrainer, TTTConfig
 
 
 def test_single_rule_tasks_follow_their_rule():

@@ -103,19 +103,19 @@ def cmd_data_export(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from .evaluate import evaluate
+    from .inference.evaluate import evaluate
 
     return evaluate(args)
 
 
 def cmd_solve(args: argparse.Namespace) -> int:
-    from .evaluate import solve
+    from .inference.evaluate import solve
 
     return solve(args)
 
 
 def cmd_merge(args: argparse.Namespace) -> int:
-    from .evaluate import merge
+    from .inference.evaluate import merge
 
     return merge(args)
 
@@ -250,7 +250,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="write X_challenges.json without answers and X_solutions.json beside it")
     p.set_defaults(func=cmd_data_export)
 
-    from .evaluate import add_inference_args, add_model_args
+    from .inference.evaluate import add_inference_args, add_model_args
 
     p = sub.add_parser("evaluate", help="answer a source's test inputs, write submission.json, score it")
     p.add_argument("--data", required=True, help="any source: embedded set, file, folder, synthetic[/family]")

@@ -24,10 +24,10 @@ from typing import Sequence
 import torch
 import torch.nn.functional as F
 
-from .data.positions import backbone_places, grid_module
-from .data.tasks import MAX_SIDE, Grid
-from .data.tokens import END, PAD, answer_tokens, try_decode_grid
-from .model.agent import CACHE_KEY, Agent, GridConstraint
+from ..data.positions import backbone_places, grid_module
+from ..data.tasks import MAX_SIDE, Grid
+from ..data.tokens import END, PAD, answer_tokens, try_decode_grid
+from ..model.agent import CACHE_KEY, Agent, GridConstraint
 
 SCORE_BATCH = 8
 

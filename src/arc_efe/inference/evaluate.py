@@ -1,6 +1,6 @@
 """`arc-efe evaluate`, `arc-efe solve` and `arc-efe merge`: answer tasks, write, score.
 
-`evaluate` runs the inference pipeline (`inference.solve_task`: views, optional test-time
+`evaluate` runs the inference pipeline (`pipeline.solve_task`: views, optional test-time
 training, depth-first or greedy decoding, product-of-experts selection with votes) on every
 task of a source, or on one shard of it (`--shard i/n`, tasks i, i+n, ... counted from 1),
 and writes
@@ -33,25 +33,25 @@ from pathlib import Path
 
 import torch
 
-from .data.files import atomic_write_text, read_safetensors
-from .data.positions import POSITIONS
-from .data.scoring import make_entry, read_submission, report_lines, score_submission, write_submission
-from .data.sequences import Example
-from .data.sources import load_tasks
-from .data.tasks import Task, grids_equal
-from .data.tokens import IN
-from .errors import ArcEfeError, SubmissionError
-from .inference import InferenceConfig, MemoryFn, TaskResult, solve_task
-from .model import distributed as dist
-from .model.agent import Agent
-from .model.backbone import BackboneConfig, load_backbone, load_trainable
-from .model.device import default_dtype
-from .reporting.display import side_by_side
-from .saved.checkpoint import find_checkpoint
-from .saved.config import read_run_config
-from .saved.modelfolder import FRESH, is_model_folder, read_model_folder, shipped_model
-from .solver2.memory import MemoryBank
-from .solver2.retrieval import Solver2, task_keys
+from ..data.files import atomic_write_text, read_safetensors
+from ..data.positions import POSITIONS
+from ..data.scoring import make_entry, read_submission, report_lines, score_submission, write_submission
+from ..data.sequences import Example
+from ..data.sources import load_tasks
+from ..data.tasks import Task, grids_equal
+from ..data.tokens import IN
+from ..errors import ArcEfeError, SubmissionError
+from ..model import distributed as dist
+from ..model.agent import Agent
+from ..model.backbone import BackboneConfig, load_backbone, load_trainable
+from ..model.device import default_dtype
+from ..reporting.display import side_by_side
+from ..saved.checkpoint import find_checkpoint
+from ..saved.config import read_run_config
+from ..saved.modelfolder import FRESH, is_model_folder, read_model_folder, shipped_model
+from ..solver2.memory import MemoryBank
+from ..solver2.retrieval import Solver2, task_keys
+from .pipeline import InferenceConfig, MemoryFn, TaskResult, solve_task
 from .ttt import TTT_VIEWS, TestTimeTrainer, TTTConfig
 
 # Test-time training when neither --ttt-steps nor --ttt-seconds is given: a wall-clock budget

@@ -39,13 +39,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .data.dataset import make_queries
-from .data.sequences import collate, forward_example
-from .data.tasks import Task
-from .data.tokens import SequenceTooLong
-from .data.views import random_view, rule_colours, rule_keeping_view
-from .model.agent import Agent
-from .model.device import autocast
+from ..data.dataset import make_queries
+from ..data.sequences import collate, forward_example
+from ..data.tasks import Task
+from ..data.tokens import SequenceTooLong
+from ..data.views import random_view, rule_colours, rule_keeping_view
+from ..model.agent import Agent
+from ..model.device import autocast
 
 FULL_MAX_PARAMS = 100_000_000
 LORA_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")

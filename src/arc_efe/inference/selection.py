@@ -28,8 +28,8 @@ from typing import Sequence
 
 import numpy as np
 
-from .data.tasks import Grid
-from .data.tokens import VOCAB_SIZE
+from ..data.tasks import Grid
+from ..data.tokens import VOCAB_SIZE
 
 
 def grid_key(grid: Grid) -> tuple[int, int, bytes]:

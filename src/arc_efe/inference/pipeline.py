@@ -22,12 +22,12 @@ from typing import Callable, Sequence
 import numpy as np
 import torch
 
-from .data.sequences import view_pairs
-from .data.tasks import MAX_SIDE, Grid, Task
-from .data.tokens import SequenceTooLong, encode_task
-from .data.views import View, random_view
+from ..data.sequences import view_pairs
+from ..data.tasks import MAX_SIDE, Grid, Task
+from ..data.tokens import SequenceTooLong, encode_task
+from ..data.views import View, random_view
+from ..model.agent import Agent
 from .decoding import answer_logliks, dfs_candidates
-from .model.agent import Agent
 from .selection import Candidate, grid_key, rank
 from .ttt import TestTimeTrainer, TTTStats
 
