@@ -19,7 +19,7 @@ from arc_efe.saved.config import TrainConfig
 from arc_efe.saved.modelfolder import SHIPPED, model_source, read_model_folder
 from arc_efe.training.train import train
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 CPU = torch.device("cpu")
 
 

@@ -10,34 +10,21 @@ import time
 import pytest
 import torch
 from safetensors.torch import load_file, save_file
-from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers
-from transformers import PreTrainedTokenizerFast, Qwen2Config, Qwen2ForCausalLM
+from tokenizers import normalizers
+from transformers import Qwen2Config, Qwen2ForCausalLM
 
 from arc_efe.data.positions import embed
-from arc_efe.data.tokens import TOKEN_TEXT, VOCAB_SIZE
+from arc_efe.data.tokens import VOCAB_SIZE
 from arc_efe.errors import ArcEfeError
 from arc_efe.model.backbone import (PRESETS, BackboneConfig, arc_token_ids, backbone_parameters,
                                     head_parameters, load_backbone, load_trainable, save_trainable,
                                     trainable_summary)
 from arc_efe.model.device import autocast, default_dtype, resolve_device
 
+from tiny_tokenizer import TOK_VOCAB, make_tokenizer
+
 CPU = torch.device("cpu")
 F32 = torch.float32
-# Byte-level like Qwen's tokenizer ("\n" is stored as "Ċ"), so transformers 5, which
-# rebuilds a Qwen2Tokenizer around the vocabulary of a qwen2 folder, reads it the same way.
-# Extra tokens first and ours reversed, so the ARC ids are neither 0..15 nor in order.
-TOK_VOCAB = ["<unk>", "a", "b", "c", "Ġ", "ab"] + [{"\n": "Ċ"}.get(t, t)
-                                                  for t in reversed(TOKEN_TEXT)]
-
-
-def make_tokenizer(normalizer=None) -> PreTrainedTokenizerFast:
-    tk = Tokenizer(models.BPE(vocab={t: i for i, t in enumerate(TOK_VOCAB)}, merges=[("a", "b")],
-                              unk_token="<unk>"))
-    tk.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)
-    tk.decoder = decoders.ByteLevel()
-    if normalizer is not None:
-        tk.normalizer = normalizer
-    return PreTrainedTokenizerFast(tokenizer_object=tk, unk_token="<unk>")
 
 
 def tiny(mode: str = "full", seed: int = 0) -> torch.nn.Module:

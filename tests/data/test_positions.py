@@ -17,7 +17,7 @@ from arc_efe.inference.decoding import answer_logliks, dfs_candidates
 from arc_efe.model.agent import Agent
 from arc_efe.model.backbone import BackboneConfig, load_backbone
 
-from test_backbone import make_tokenizer
+from tiny_tokenizer import make_tokenizer
 
 CPU = torch.device("cpu")
 

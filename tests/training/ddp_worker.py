@@ -1,6 +1,6 @@
-"""One rank of tests/test_distributed.py: train, then dump this rank's weights and memory bank.
+"""One rank of tests/training/test_distributed.py: train, then dump this rank's weights and memory bank.
 
-    python -m torch.distributed.run --nproc_per_node 2 tests/ddp_worker.py CONFIG_JSON OUT_DIR
+    python -m torch.distributed.run --nproc_per_node 2 tests/training/ddp_worker.py CONFIG_JSON OUT_DIR
 """
 
 import json

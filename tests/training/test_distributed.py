@@ -15,7 +15,7 @@ from arc_efe.data.tokens import encode_task
 from arc_efe.saved.config import TrainConfig
 from arc_efe.training.train import train
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _free_port() -> int:
@@ -122,7 +122,7 @@ def _torchrun_worker(cfg: TrainConfig, tmp_path: Path) -> subprocess.CompletedPr
     env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(ROOT / "src"))
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
            "--master_addr", "127.0.0.1", "--master_port", str(_free_port()),
-           str(ROOT / "tests" / "ddp_worker.py"), str(cfg_file), str(tmp_path)]
+           str(ROOT / "tests" / "training" / "ddp_worker.py"), str(cfg_file), str(tmp_path)]
     return subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
 
 

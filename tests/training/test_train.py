@@ -22,7 +22,7 @@ from arc_efe.training.evaluation import exact_accuracy
 from arc_efe.training.run import setup
 from arc_efe.training.train import build_micro_batch, fit, train, train_step
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _cfg(data, tmp_path, **kw):

@@ -11,7 +11,7 @@ from arc_efe.data.sources import load_tasks
 
 from conftest import small_task
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_train_split_is_leave_one_out(write_json):

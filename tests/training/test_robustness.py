@@ -29,7 +29,7 @@ from arc_efe.training.run import setup
 from arc_efe.training.stopping import TrainingStopped
 from arc_efe.training.train import fit, train
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 RISK_ONLY = ["--ambiguity-weight", "0", "--consistency-weight", "0", "--bidirectional-weight", "0",
              "--step-weight", "0.1"]
 
