@@ -64,7 +64,7 @@ def ttt_and_vote(agent: Agent, tasks: Sequence[Task], ttt: TTTConfig | None, inf
     try:
         for k, task in enumerate(tasks, 1):
             t0 = time.time()
-            views = task_views(task, inf.views, inf.seed)
+            views = task_views(task, inf.views, inf.seed, inf.view_kind)
             with (trainer.adapted(task) if trainer else _no_ttt()) as stats:
                 row = {}
                 for name, vs in (("1 view", views[:1]), (f"{inf.views} views", views)):

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import torch
 
-from arc_efe.inference.evaluate import load_agent
+from arc_efe.inference.evaluate import AUTO, FRESH_POSITIONS, load_agent, view_kinds
 from arc_efe.inference.pipeline import InferenceConfig
 from arc_efe.inference.ttt import TTTConfig
 from arc_efe.model.device import resolve_device
@@ -40,8 +40,11 @@ def main() -> None:
     p.add_argument("--min-prob", type=float, default=0.1)
     p.add_argument("--checkpoint", default=None, help="a training run to start from (default: fresh)")
     p.add_argument("--model-name", default="tiny", help="fresh backbone when no --checkpoint")
-    p.add_argument("--positions", default="2d", help="grid positions of a fresh backbone (1d, 2d, 2d-mirror)")
-    p.add_argument("--ttt-views", default="all", help="views of the demonstrations in test-time training (ttt.TTT_VIEWS)")
+    p.add_argument("--positions", default=FRESH_POSITIONS,
+                   help="grid positions of a fresh backbone (1d, 2d, 2d-mirror, 2d-paired)")
+    p.add_argument("--ttt-views", default=AUTO,
+                   help="views of the demonstrations in test-time training (ttt.TTT_VIEWS; auto as evaluate's)")
+    p.add_argument("--answer-views", default=AUTO, help="views that answer (all, rule; auto as evaluate's)")
     p.add_argument("--device", default="cpu")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=2)
@@ -52,9 +55,10 @@ def main() -> None:
     agent, _, _, max_len = load_agent(Path(args.checkpoint) if args.checkpoint else None, args.model_name, device,
                                     args.positions)
     tasks = smallest_tasks(args.tasks, "arc-agi-1/evaluation")
+    ttt_views, answer_views = view_kinds(args, fresh=args.checkpoint is None)
     ttt = TTTConfig(steps=args.max_steps, lr=args.lr, mode=args.mode, batch=args.batch,
-                    seconds=args.budget_s, max_len=max_len, seed=args.seed, views=args.ttt_views)
-    inf = InferenceConfig(views=args.views, decoder=args.decoder, min_prob=args.min_prob, max_len=max_len,
+                    seconds=args.budget_s, max_len=max_len, seed=args.seed, views=ttt_views)
+    inf = InferenceConfig(views=args.views, view_kind=answer_views, decoder=args.decoder, min_prob=args.min_prob, max_len=max_len,
                           seed=args.seed, max_side=30)
     start = "checkpoint " + args.checkpoint if args.checkpoint else f"fresh {args.model_name} backbone"
     print(f"test-time training from a {start} on the {len(tasks)} smallest arc-agi-1/evaluation tasks, "

@@ -285,3 +285,53 @@ def test_solve_prints_two_attempts(tmp_path, capsys):
     assert "attempt_1" in out and "test[0]" in out
     # a second attempt is shown when there is a second candidate
     assert ("attempt_2" in out) == (int(re.search(r"(\d+) candidates", out).group(1)) >= 2)
+
+
+# --- the answer's size when the demonstrations agree on it ------------------------------
+def _pairs(*shapes):
+    return [Pair(np.zeros(i, np.uint8), np.zeros(o, np.uint8)) for i, o in shapes]
+
+
+def test_answer_shape_follows_the_size_rule_every_demonstration_shows():
+    from arc_efe.data.tasks import answer_shape
+
+    test_input = np.zeros((3, 4), np.uint8)
+    assert answer_shape(_pairs(((2, 5), (2, 5)), ((4, 4), (4, 4))), test_input) == (3, 4)
+    assert answer_shape(_pairs(((2, 5), (5, 2)), ((3, 1), (1, 3))), test_input) == (4, 3)
+    assert answer_shape(_pairs(((2, 5), (1, 1)), ((6, 6), (1, 1))), test_input) == (1, 1)
+    # one demonstration that breaks the rule: no size is imposed
+    assert answer_shape(_pairs(((2, 5), (2, 5)), ((4, 4), (2, 2))), test_input) is None
+    assert answer_shape([Pair(np.zeros((2, 2), np.uint8), None)], test_input) is None
+
+
+def test_a_shaped_constraint_only_lets_grids_of_that_shape_out():
+    from arc_efe.model.agent import GridConstraint
+    from arc_efe.data.tokens import try_decode_grid
+
+    rng = np.random.default_rng(0)
+    for shape in [(1, 1), (3, 4), (5, 2)]:
+        for _ in range(50):
+            c, toks = GridConstraint(shape=shape), []
+            while not c.done:
+                t = int(rng.choice(c.allowed()))
+                toks.append(t)
+                c.step(t)
+            assert try_decode_grid(toks).shape == shape
+    assert GridConstraint(max_side=4, shape=(5, 5)).shape is None  # larger than allowed: free
+
+
+def test_decoders_keep_to_the_demonstrations_size_unless_told_not_to():
+    """A copy model would copy a 2x2 test input; demonstrations whose outputs are all 1x3
+    make every decoded answer 1x3, and --no-shape-rule lets the copy through."""
+    agent = Agent(CopyModel(sharpness=3.0)).eval()
+    rng = np.random.default_rng(0)
+    train = tuple(Pair(rng.integers(0, 10, (2, 2)).astype(np.uint8), rng.integers(0, 10, (1, 3)).astype(np.uint8))
+                  for _ in range(3))
+    q = rng.integers(0, 10, (2, 2)).astype(np.uint8)
+    task = Task("fixed-size", train, (Pair(q, np.zeros((1, 3), np.uint8)),))
+    for decoder in ("dfs", "greedy"):
+        shaped = solve_output(agent, task, 0, task_views(task, 1), InferenceConfig(views=1, decoder=decoder))
+        free = solve_output(agent, task, 0, task_views(task, 1),
+                            InferenceConfig(views=1, decoder=decoder, shape_rule=False))
+        assert shaped.candidates and all(c.grid.shape == (1, 3) for c in shaped.candidates), decoder
+        assert np.array_equal(free.candidates[0].grid, q), decoder

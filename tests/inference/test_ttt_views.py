@@ -67,3 +67,50 @@ def test_default_budget_is_seconds_on_a_cpu_and_steps_on_an_accelerator():
     assert ttt_budget(8, None, torch.device("cpu")) == (8, None)
     assert ttt_budget(None, 5.0, torch.device("cuda", 0)) == (TTT_STEP_CAP, 5.0)
     assert ttt_budget(0, None, torch.device("cpu")) == (0, None)  # off stays off
+
+
+def test_rule_answer_views_keep_the_orientation_and_the_colours_the_rule_acts_on():
+    from arc_efe.inference.pipeline import task_views
+
+    task = single_rule_task("recolour_one", seed=1)
+    fixed = rule_colours(task.train)
+    views = task_views(task, 8, kind="rule")
+    assert views[0].is_identity and len(views) == 8
+    assert all(v.dihedral == 0 and all(v.colours[c] == c for c in fixed) for v in views)
+    assert len({v.colours for v in views}) > 1  # the other colours do move
+    assert len({v.dihedral for v in task_views(task, 8)}) == 8
+
+
+def test_auto_views_are_rule_for_an_untrained_backbone_and_all_for_a_trained_model():
+    from types import SimpleNamespace
+
+    from arc_efe.inference.evaluate import AUTO, view_kinds
+
+    auto = SimpleNamespace(ttt_views=AUTO, answer_views=AUTO)
+    assert view_kinds(auto, fresh=True) == ("rule", "rule")
+    assert view_kinds(auto, fresh=False) == ("all", "all")
+    given = SimpleNamespace(ttt_views="geometry", answer_views="all")
+    assert view_kinds(given, fresh=True) == ("geometry", "all")
+
+
+@pytest.mark.parametrize("kind,seed", [("flip_lr", 1), ("recolour_one", 1)])
+def test_a_fresh_backbone_learns_a_flip_and_a_recolouring_by_test_time_training(kind, seed):
+    """evaluate's choices for an untrained backbone (2d-paired positions, rule views in
+    training and answering, the demonstrations' size), with a small fixed budget of steps:
+    the test answer is right. Without test-time training the same backbone is wrong."""
+    from arc_efe.model.agent import Agent
+    from arc_efe.model.backbone import BackboneConfig, load_backbone
+    from arc_efe.data.tasks import grids_equal
+    from arc_efe.inference.evaluate import FRESH_POSITIONS
+    from arc_efe.inference.pipeline import InferenceConfig, solve_task
+
+    task = single_rule_task(kind, seed)
+    torch.manual_seed(0)
+    agent = Agent(load_backbone(BackboneConfig(positions=FRESH_POSITIONS), torch.device("cpu"), torch.float32))
+    inf = InferenceConfig(views=4, view_kind="rule", max_len=1024, max_side=6)
+    untrained = solve_task(agent, task, inf)
+    assert not any(grids_equal(a, task.test[0].output) for a in untrained.outputs[0].attempts)
+    trainer = TestTimeTrainer(agent, TTTConfig(steps=100, views="rule", max_len=1024))
+    result = solve_task(agent, task, inf, trainer)
+    assert result.ttt.steps == 100 and result.ttt.last_loss < 0.05
+    assert any(grids_equal(a, task.test[0].output) for a in result.outputs[0].attempts)

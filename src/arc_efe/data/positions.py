@@ -19,9 +19,20 @@ geometry before any rule. Here every token also gets its place, read from the st
   reads whole (everything but the answer, whose size is still being written). A flip or a
   rotation then becomes "attend to the cell whose mirrored column equals my column": one
   fixed attention pattern for every grid size, where absolute columns alone need the width.
+- paired colours (`2d-paired` only, on top of `2d-mirror`): for a token of an output grid
+  (demonstration output, draft, answer), the colour that the paired input (the grid under the
+  sequence's last IN so far) holds at each image of the next place under the eight symmetries
+  of a rectangle and under tiling (`PAIRED`); `NO_COLOUR` outside the input and elsewhere.
+  "The output is the input flipped" then needs no attention at all: the answer is one of the
+  token's own channels, and the model's job is to learn from the demonstrations which channel
+  (and which colour map) the rule uses. This is an ARC prior like ViTARC's object positions:
+  it makes the commonest same-size and tiling rules one step from the input, where `2d` and
+  `2d-mirror` leave them to be found through attention (benchmarks/single_rules.py measures
+  the difference).
 
 `GridPositions` adds one learned embedding per channel (role, row, col, next row, next col;
-`2d-mirror` also the mirrored row and col) to the token embeddings (the Qwen
+`2d-mirror` also the mirrored row and col; `2d-paired` those and the nine paired colours) to
+the token embeddings (the Qwen
 rotary 1D positions stay as they are). Zero-initialised (`zero_init`, used for pretrained
 backbones) it changes nothing until training moves it. `--positions 1d` leaves it out.
 
@@ -169,8 +180,12 @@ class GridPositions(nn.Module):
     """Learned embeddings of the channels of `grid_places`, summed."""
 
     def __init__(self, hidden: int, kind: str = "2d", zero_init: bool = False, std: float = 0.02):
-        """`std`: the spread of the sum of all tables at initialisation (each gets
-        std / sqrt(tables)), so the places start no louder than a token embedding."""
+        """`std`: the spread of the sum of the place tables at initialisation (each gets
+        std / sqrt(tables)), so the places start no louder than a token embedding. Each
+        paired-colour table gets `std` itself: a colour as loud as the token's own, which
+        test-time training from scratch then picks up before it memorises where the cells
+        of each demonstration are (benchmarks/single_rules.py; a quarter of it solved fewer
+        flips and recolourings)."""
         super().__init__()
         if kind not in POSITIONS or kind == "1d":
             raise ValueError(f"GridPositions takes '2d' or '2d-mirror', got {kind!r}")
@@ -185,9 +200,11 @@ class GridPositions(nn.Module):
         if kind == "2d-paired":
             sizes.update({f"paired_{name}": NUM_COLOURS + 1 for name in PAIRED})
         self.tables = nn.ModuleDict({name: nn.Embedding(n, hidden) for name, n in sizes.items()})
+        n_places = sum(not name.startswith("paired_") for name in sizes)
         with torch.no_grad():
-            for t in self.tables.values():
-                t.weight.zero_() if zero_init else t.weight.normal_(0.0, std / len(sizes) ** 0.5)
+            for name, t in self.tables.items():
+                spread = std if name.startswith("paired_") else std / n_places ** 0.5
+                t.weight.zero_() if zero_init else t.weight.normal_(0.0, spread)
         channels = CHANNELS + tuple(f"paired_{name}" for name in PAIRED)
         self.channels = [channels.index(name) for name in self.tables]
 

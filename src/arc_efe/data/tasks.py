@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -70,6 +70,23 @@ def grids_equal(a: Grid | None, b: Grid | None) -> bool:
     if a is None or b is None:
         return False
     return a.shape == b.shape and bool(np.array_equal(a, b))
+
+
+def answer_shape(demos: Sequence[Pair], test_input: Grid) -> tuple[int, int] | None:
+    """The answer's (height, width) when every demonstration agrees on it: each output has
+    its input's shape, each has the transposed shape, or all outputs share one shape; else
+    None. (The commonest size rules of ARC, taken only when no demonstration contradicts them.)"""
+    shown = [(p.input.shape, p.output.shape) for p in demos if p.output is not None]
+    if not shown:
+        return None
+    h, w = test_input.shape
+    if all(o == i for i, o in shown):
+        return h, w
+    if all(o == i[::-1] for i, o in shown):
+        return w, h
+    if len({o for _, o in shown}) == 1:
+        return tuple(shown[0][1])
+    return None
 
 
 def make_grid(rows: Any) -> Grid:

@@ -45,17 +45,12 @@ class _Node:
     state: GridConstraint
 
 
-def _copy_state(s: GridConstraint) -> GridConstraint:
-    c = GridConstraint(s.max_side)
-    c.width, c.col, c.rows, c.done = s.width, s.col, s.rows, s.done
-    return c
-
-
 @torch.no_grad()
 def dfs_candidates(agent: Agent, prompt: Sequence[int], min_prob: float = 0.1, max_candidates: int = 8,
                    max_side: int = MAX_SIDE, memory: torch.Tensor | None = None,
-                   max_steps: int = 4000) -> list[Decoded]:
-    """Every well-formed answer with probability >= min_prob, most probable first.
+                   max_steps: int = 4000, shape: tuple[int, int] | None = None) -> list[Decoded]:
+    """Every well-formed answer (of `shape` when given) with probability >= min_prob, most
+    probable first.
 
     `memory` (1, H) is Solver2's readout for this prompt. The search visits children in
     order of probability, so the first candidate found is the greedy answer whenever that
@@ -80,7 +75,7 @@ def dfs_candidates(agent: Agent, prompt: Sequence[int], min_prob: float = 0.1, m
             total = node.logprob + token_lp
             if total < threshold:
                 break  # sorted: every later child is less likely still
-            state = _copy_state(node.state)
+            state = node.state.copy()
             state.step(token)
             child = _Node(node.tokens + [token], total, state)
             if token != END:
@@ -89,7 +84,7 @@ def dfs_candidates(agent: Agent, prompt: Sequence[int], min_prob: float = 0.1, m
                 found.append(Decoded(grid, total))
         return children
 
-    stack = expand(_Node([], 0.0, GridConstraint(max_side)), out.logits[0, -1])[::-1]
+    stack = expand(_Node([], 0.0, GridConstraint(max_side, shape)), out.logits[0, -1])[::-1]
     steps = 0
     while stack and len(found) < max_candidates and steps < max_steps:
         node = stack.pop()

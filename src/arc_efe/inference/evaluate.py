@@ -51,18 +51,22 @@ from ..saved.config import read_run_config
 from ..saved.modelfolder import FRESH, is_model_folder, read_model_folder, shipped_model
 from ..solver2.memory import MemoryBank
 from ..solver2.retrieval import Solver2, task_keys
-from .pipeline import InferenceConfig, MemoryFn, TaskResult, solve_task
+from .pipeline import VIEW_KINDS, InferenceConfig, MemoryFn, TaskResult, solve_task
 from .ttt import TTT_VIEWS, TestTimeTrainer, TTTConfig
 
 # Test-time training when neither --ttt-steps nor --ttt-seconds is given: a wall-clock budget
 # on a CPU (chosen by benchmarks/single_rules.py and ttt_scratch.py, see the README), steps on
 # an accelerator, where a step takes milliseconds.
 CPU_TTT_SECONDS = 20.0
+AUTO = "auto"
+# An untrained backbone's grid positions: the paired input's colours make the commonest
+# same-size rules learnable from four demonstrations (benchmarks/single_rules.py, README).
+FRESH_POSITIONS = "2d-paired"
 GPU_TTT_STEPS = 64
 TTT_STEP_CAP = 100_000  # steps when only a budget in seconds is given
 
 
-def load_agent(run_dir: Path | None, model_name: str, device: torch.device, positions: str = "2d"):
+def load_agent(run_dir: Path | None, model_name: str, device: torch.device, positions: str = FRESH_POSITIONS):
     """(agent, solver2, bank, max_len) of a run's latest checkpoint or one checkpoint folder,
     of a model folder (modelfolder.py), or a fresh backbone when `run_dir` is None."""
     dtype = default_dtype(device)
@@ -119,7 +123,7 @@ def add_model_args(p: argparse.ArgumentParser) -> None:
                         "test-time training")
     p.add_argument("--model-name", default=None,
                    help="an untrained backbone of this preset (tiny unless given): implies --checkpoint fresh")
-    p.add_argument("--positions", choices=POSITIONS, default="2d",
+    p.add_argument("--positions", choices=POSITIONS, default=FRESH_POSITIONS,
                    help="grid positions of an untrained backbone (a trained model keeps its own)")
     p.add_argument("--seed", type=int, default=0, help="seed of the views, test-time training and synthetic tasks")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
@@ -129,6 +133,14 @@ def add_inference_args(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("inference")
     g.add_argument("--views", type=int, default=8,
                    help="views per test input (dihedral x colours x demo order); 1 = the task as it is")
+    g.add_argument("--answer-views", choices=(AUTO, *VIEW_KINDS), default=AUTO,
+                   help="which views answer: all (each orientation, colours and order at random) or rule "
+                        "(orientation kept, only colours the rule does not touch permuted: for a model "
+                        "that learns each task by test-time training with --ttt-views rule). "
+                        "auto (default): rule for an untrained backbone, all for a trained model")
+    g.add_argument("--no-shape-rule", dest="shape_rule", action="store_false",
+                   help="decode answers of any size; by default, when every demonstration's output has its "
+                        "input's shape (or the transposed one, or one shape for all), the answer must have it too")
     g.add_argument("--decoder", choices=("dfs", "greedy"), default="dfs",
                    help="dfs keeps every answer above --min-prob; greedy one per view (fastest)")
     g.add_argument("--min-prob", type=float, default=0.1,
@@ -150,11 +162,13 @@ def add_inference_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--ttt-seconds", type=float, default=None,
                    help=f"wall-clock budget of test-time training per task (default on a CPU: {CPU_TTT_SECONDS:g}, "
                         "so a slow machine stays predictable; answering takes a few seconds more)")
-    g.add_argument("--ttt-views", choices=tuple(TTT_VIEWS), default=TTTConfig.views,
+    g.add_argument("--ttt-views", choices=(AUTO, *TTT_VIEWS), default=AUTO,
                    help="what varies between test-time training sequences: all (dihedral x colours x "
                         "demonstration order), geometry (no colour permutation), colours (no dihedral "
                         "transform), order (demonstration order only), rule (the colours the rule does "
-                        "not seem to touch are permuted)")
+                        "not seem to touch are permuted). auto (default): rule for an untrained backbone, "
+                        "which cannot read a rule in context and so must keep one rule in every view; "
+                        "all for a trained model")
 
 
 def ttt_budget(steps: int | None, seconds: float | None, device: torch.device) -> tuple[int, float | None]:
@@ -165,16 +179,27 @@ def ttt_budget(steps: int | None, seconds: float | None, device: torch.device) -
     return (TTT_STEP_CAP if steps is None else steps), seconds
 
 
-def configs_from_args(args: argparse.Namespace, max_len: int,
-                      device: torch.device = torch.device("cpu")) -> tuple[InferenceConfig, TTTConfig]:
+def view_kinds(args: argparse.Namespace, fresh: bool) -> tuple[str, str]:
+    """(test-time training views, answer views), `auto` resolved: an untrained backbone learns
+    one rule per task and answers in its frame ("rule"); a trained one every view ("all")."""
+    default = "rule" if fresh else "all"
+    return (default if args.ttt_views == AUTO else args.ttt_views,
+            default if args.answer_views == AUTO else args.answer_views)
+
+
+def configs_from_args(args: argparse.Namespace, max_len: int, device: torch.device = torch.device("cpu"),
+                      fresh: bool = False) -> tuple[InferenceConfig, TTTConfig]:
+    """Inference and test-time training settings; `fresh`: the model is an untrained backbone."""
     steps, seconds = ttt_budget(args.ttt_steps, args.ttt_seconds, device)
+    ttt_views, answer_views = view_kinds(args, fresh)
     try:
-        inf = InferenceConfig(views=args.views, decoder=args.decoder, min_prob=args.min_prob,
+        inf = InferenceConfig(views=args.views, view_kind=answer_views, decoder=args.decoder, min_prob=args.min_prob,
                               max_candidates=args.max_candidates, vote_weight=args.vote_weight,
-                              max_side=args.max_side, max_len=max_len, seed=args.seed)
+                              max_side=args.max_side, max_len=max_len, seed=args.seed,
+                              shape_rule=args.shape_rule)
         ttt = TTTConfig(steps=steps, lr=args.ttt_lr, rank=args.ttt_rank, mode=args.ttt_mode,
                         batch=args.ttt_batch, seconds=seconds, max_len=max_len, seed=args.seed,
-                        views=args.ttt_views)
+                        views=ttt_views)
     except ValueError as e:
         raise ArcEfeError(str(e)) from None
     return inf, ttt
@@ -300,7 +325,7 @@ def _setup(args: argparse.Namespace):
     run_dir = model_path(args)
     agent, solver2, bank, max_len = load_agent(run_dir, args.model_name or "tiny", device, args.positions)
     dist.print0(model_line(args, run_dir), flush=True)  # once it has loaded: a bad model prints one error alone
-    inf, ttt = configs_from_args(args, max_len, device)
+    inf, ttt = configs_from_args(args, max_len, device, fresh=run_dir is None)
     if run_dir is None and not ttt.enabled:
         dist.print0("note: a fresh, untrained backbone without test-time training (--ttt-steps) answers "
                     "at random", file=sys.stderr)

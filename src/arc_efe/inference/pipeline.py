@@ -23,9 +23,9 @@ import numpy as np
 import torch
 
 from ..data.sequences import view_pairs
-from ..data.tasks import MAX_SIDE, Grid, Task
+from ..data.tasks import MAX_SIDE, Grid, Task, answer_shape
 from ..data.tokens import SequenceTooLong, encode_task
-from ..data.views import View, random_view
+from ..data.views import View, random_view, rule_colours, rule_keeping_view
 from ..model.agent import Agent
 from .decoding import answer_logliks, dfs_candidates
 from .selection import Candidate, grid_key, rank
@@ -34,15 +34,19 @@ from .ttt import TestTimeTrainer, TTTStats
 GREEDY_BATCH = 8
 MemoryFn = Callable[[Sequence[Sequence[int]]], "torch.Tensor | None"]
 
+VIEW_KINDS = ("all", "rule")
+
 
 @dataclass
 class InferenceConfig:
     views: int = 8  # views decoded (and used as scoring experts) per test input
+    view_kind: str = "all"  # "all" (dihedral x colours x order) or "rule" (views.rule_keeping_view)
     decoder: str = "dfs"  # "dfs" (depth first, --min-prob) or "greedy"
     min_prob: float = 0.1  # depth-first search keeps completions at least this probable
     max_candidates: int = 8  # per view
     max_scored: int = 16  # distinct candidates scored under every view (most voted first)
     vote_weight: float = 1.0
+    shape_rule: bool = True  # decode only answers of the size every demonstration agrees on (data.answer_shape)
     max_side: int = MAX_SIDE
     max_len: int = 2048
     seed: int = 0
@@ -50,6 +54,8 @@ class InferenceConfig:
     def __post_init__(self) -> None:
         if self.views < 1:
             raise ValueError(f"--views must be at least 1, got {self.views}")
+        if self.view_kind not in VIEW_KINDS:
+            raise ValueError(f"answer views must be one of {', '.join(VIEW_KINDS)}, got {self.view_kind!r}")
         if self.decoder not in ("dfs", "greedy"):
             raise ValueError(f"decoder must be dfs or greedy, got {self.decoder!r}")
         if not 0.0 < self.min_prob <= 1.0:
@@ -74,12 +80,20 @@ class TaskResult:
     ttt: TTTStats = field(default_factory=TTTStats)
 
 
-def task_views(task: Task, n: int, seed: int = 0) -> list[View]:
-    """`n` views of `task`, the identity first; deterministic for (seed, task id)."""
+def task_views(task: Task, n: int, seed: int = 0, kind: str = "all") -> list[View]:
+    """`n` views of `task`, the identity first; deterministic for (seed, task id). `kind`
+    "all": each of the eight orientations in turn, colours and demonstration order at
+    random; "rule": the grids keep their orientation and only the colours the rule does not
+    seem to act on are permuted (`rule_keeping_view`), for a model that cannot yet read a
+    rule in context and so answers only in the frame it trained on."""
     rng = np.random.default_rng(int.from_bytes(hashlib.sha256(f"views:{seed}:{task.id}".encode()).digest()[:8],
                                                "little"))
     views = [View()]
+    fixed = rule_colours(task.train) if kind == "rule" else None
     for i in range(1, n):
+        if kind == "rule":
+            views.append(rule_keeping_view(rng, len(task.train), fixed))
+            continue
         v = random_view(rng, len(task.train))
         views.append(View(i % 8, v.colours, v.demo_order))
     return views
@@ -94,21 +108,22 @@ def _prompt(task: Task, test_index: int, view: View, max_len: int) -> list[int] 
 
 
 def _decode(agent: Agent, prompts: list[list[int]], memory: torch.Tensor | None,
-            cfg: InferenceConfig) -> list[list[Grid]]:
-    """Candidates of each prompt (in the view's frame). Depth-first search per prompt; the
-    prompts where nothing clears min_prob (and all of them with the greedy decoder) get
-    their greedy answer, decoded together in one batch."""
+            cfg: InferenceConfig, shapes: list[tuple[int, int] | None]) -> list[list[Grid]]:
+    """Candidates of each prompt (in the view's frame, of shapes[k] when known). Depth-first
+    search per prompt; the prompts where nothing clears min_prob (and all of them with the
+    greedy decoder) get their greedy answer, decoded together in one batch."""
     found: list[list[Grid]] = [[] for _ in prompts]
     if cfg.decoder == "dfs":
         for k, prompt in enumerate(prompts):
             mem = None if memory is None else memory[k:k + 1]
             found[k] = [d.grid for d in dfs_candidates(agent, prompt, cfg.min_prob, cfg.max_candidates,
-                                                       cfg.max_side, mem)]
+                                                       cfg.max_side, mem, shape=shapes[k])]
     todo = [k for k in range(len(prompts)) if not found[k]]
     for start in range(0, len(todo), GREEDY_BATCH):
         chunk = todo[start:start + GREEDY_BATCH]
         mem = None if memory is None else memory[chunk]
-        for k, grid in zip(chunk, agent.greedy([prompts[k] for k in chunk], mem, cfg.max_side)):
+        for k, grid in zip(chunk, agent.greedy([prompts[k] for k in chunk], mem, cfg.max_side,
+                                               [shapes[k] for k in chunk])):
             found[k] = [] if grid is None else [grid]
     return found
 
@@ -121,7 +136,9 @@ def solve_output(agent: Agent, task: Task, test_index: int, views: Sequence[View
         return OutputResult([])
     memory = memory_fn([p for _, p in prompts]) if memory_fn is not None else None
     found: dict[tuple, Candidate] = {}
-    decoded = _decode(agent, [p for _, p in prompts], memory, cfg)
+    shapes = [answer_shape(view_pairs(task.train, v), v.apply_grid(task.test[test_index].input))
+              if cfg.shape_rule else None for v, _ in prompts]
+    decoded = _decode(agent, [p for _, p in prompts], memory, cfg, shapes)
     for (view, _), grids in zip(prompts, decoded):
         for grid in grids:
             grid = view.invert_grid(grid)
@@ -144,7 +161,7 @@ def solve_task(agent: Agent, task: Task, cfg: InferenceConfig, trainer: TestTime
                memory_fn: MemoryFn | None = None) -> TaskResult:
     """Two attempts for every test output of `task` (test-time training first when given)."""
     start = time.time()
-    views = task_views(task, cfg.views, cfg.seed)
+    views = task_views(task, cfg.views, cfg.seed, cfg.view_kind)
     was_training = agent.training
     agent.eval()
     try:

@@ -34,23 +34,32 @@ DECODE_BATCH = 8  # queries decode_queries answers together
 
 
 class GridConstraint:
-    """Which tokens may come next so that the answer stays a well-formed grid."""
+    """Which tokens may come next so that the answer stays a well-formed grid (of `shape`
+    (height, width) exactly, when given)."""
 
-    def __init__(self, max_side: int = MAX_SIDE) -> None:
+    def __init__(self, max_side: int = MAX_SIDE, shape: tuple[int, int] | None = None) -> None:
         self.max_side = max_side
-        self.width: int | None = None  # fixed by the first row
+        self.shape = shape if shape is not None and max(shape) <= max_side else None
+        self.width: int | None = None if self.shape is None else self.shape[1]  # else fixed by the first row
         self.col = 0
         self.rows = 0
         self.done = False
 
+    def copy(self) -> "GridConstraint":
+        c = GridConstraint(self.max_side, self.shape)
+        c.width, c.col, c.rows, c.done = self.width, self.col, self.rows, self.done
+        return c
+
     def allowed(self) -> list[int]:
         if self.done:
             return [PAD]
+        if self.shape is not None and self.rows == self.shape[0]:
+            return [END]
         limit = self.width if self.width is not None else self.max_side
         out: list[int] = list(range(NUM_COLOURS)) if self.col < limit else []
         if self.col > 0 and (self.width is None or self.col == self.width):
             out.append(ROW)
-        if self.col == 0 and self.rows > 0:
+        if self.col == 0 and self.rows > 0 and self.shape is None:
             out.append(END)
         if self.rows >= self.max_side and self.col == 0:
             out = [END]
@@ -101,8 +110,8 @@ class Agent(nn.Module):
 
     @torch.no_grad()
     def greedy(self, prompts: list[list[int]], memory: torch.Tensor | None = None,
-               max_side: int = MAX_SIDE) -> list[Grid | None]:
-        """Greedy answers (at most max_side x max_side) for a batch of prompts."""
+               max_side: int = MAX_SIDE, shapes: list[tuple[int, int] | None] | None = None) -> list[Grid | None]:
+        """Greedy answers (at most max_side x max_side; of shapes[i] when given) for a batch of prompts."""
         device = next(self.backbone.parameters()).device
         b = len(prompts)
         length = max(len(p) for p in prompts)
@@ -118,7 +127,7 @@ class Agent(nn.Module):
                             position_ids=positions, use_cache=True)
         cache = getattr(out, CACHE_KEY)
         logits = out.logits[:, -1]
-        states = [GridConstraint(max_side) for _ in range(b)]
+        states = [GridConstraint(max_side, None if shapes is None else shapes[i]) for i in range(b)]
         answers: list[list[int]] = [[] for _ in range(b)]
         next_pos = positions[:, -1:] + 1
         for _ in range(max_side * (max_side + 1) + 1):
