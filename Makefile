@@ -45,7 +45,7 @@ CALIBRATION := colour_permutation,swap_colours,flip_lr,flip_ud,rotate_90,rotate_
 PRETRAIN_ARGS ?= --device cpu
 pretrain: $(STAMP)
 	$(PY) -m arc_efe train --data synthetic/$(CALIBRATION):8+synthetic:8+arc-agi-1/training \
-		--mix 0.55,0.35,0.1 --curriculum --positions 2d --model-name tiny --epochs 8 --max-batches 1800 \
+		--mix 0.55,0.35,0.1 --curriculum --positions 2d-paired --model-name tiny --epochs 8 --max-batches 1800 \
 		--batch-size 8 --agent-lr 1e-3 --warmup-steps 100 --max-len 768 --risk-weight 1 \
 		--consistency-weight 0 --bidirectional-weight 0 --step-weight 0 --no-memory --icl-tasks 64 \
 		--max-val-tasks 16 --train-eval-queries 16 --save-every-steps 500 --seed 0 \

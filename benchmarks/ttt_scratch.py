@@ -19,7 +19,8 @@ from pathlib import Path
 
 import torch
 
-from arc_efe.inference.evaluate import AUTO, FRESH_POSITIONS, load_agent, view_kinds
+from arc_efe.data.positions import DEFAULT_POSITIONS
+from arc_efe.inference.evaluate import AUTO, load_agent, view_kinds
 from arc_efe.inference.pipeline import InferenceConfig
 from arc_efe.inference.ttt import TTTConfig
 from arc_efe.model.device import resolve_device
@@ -40,7 +41,7 @@ def main() -> None:
     p.add_argument("--min-prob", type=float, default=0.1)
     p.add_argument("--checkpoint", default=None, help="a training run to start from (default: fresh)")
     p.add_argument("--model-name", default="tiny", help="fresh backbone when no --checkpoint")
-    p.add_argument("--positions", default=FRESH_POSITIONS,
+    p.add_argument("--positions", default=DEFAULT_POSITIONS,
                    help="grid positions of a fresh backbone (1d, 2d, 2d-mirror, 2d-paired)")
     p.add_argument("--ttt-views", default=AUTO,
                    help="views of the demonstrations in test-time training (ttt.TTT_VIEWS; auto as evaluate's)")

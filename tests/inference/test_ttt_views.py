@@ -101,12 +101,12 @@ def test_a_fresh_backbone_learns_a_flip_and_a_recolouring_by_test_time_training(
     from arc_efe.model.agent import Agent
     from arc_efe.model.backbone import BackboneConfig, load_backbone
     from arc_efe.data.tasks import grids_equal
-    from arc_efe.inference.evaluate import FRESH_POSITIONS
+    from arc_efe.data.positions import DEFAULT_POSITIONS
     from arc_efe.inference.pipeline import InferenceConfig, solve_task
 
     task = single_rule_task(kind, seed)
     torch.manual_seed(0)
-    agent = Agent(load_backbone(BackboneConfig(positions=FRESH_POSITIONS), torch.device("cpu"), torch.float32))
+    agent = Agent(load_backbone(BackboneConfig(positions=DEFAULT_POSITIONS), torch.device("cpu"), torch.float32))
     inf = InferenceConfig(views=4, view_kind="rule", max_len=1024, max_side=6)
     untrained = solve_task(agent, task, inf)
     assert not any(grids_equal(a, task.test[0].output) for a in untrained.outputs[0].attempts)

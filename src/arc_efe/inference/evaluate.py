@@ -34,7 +34,7 @@ from pathlib import Path
 import torch
 
 from ..data.files import atomic_write_text, read_safetensors
-from ..data.positions import POSITIONS
+from ..data.positions import DEFAULT_POSITIONS, POSITIONS
 from ..data.scoring import make_entry, read_submission, report_lines, score_submission, write_submission
 from ..data.sequences import Example
 from ..data.sources import load_tasks
@@ -59,14 +59,11 @@ from .ttt import TTT_VIEWS, TestTimeTrainer, TTTConfig
 # an accelerator, where a step takes milliseconds.
 CPU_TTT_SECONDS = 20.0
 AUTO = "auto"
-# An untrained backbone's grid positions: the paired input's colours make the commonest
-# same-size rules learnable from four demonstrations (benchmarks/single_rules.py, README).
-FRESH_POSITIONS = "2d-paired"
 GPU_TTT_STEPS = 64
 TTT_STEP_CAP = 100_000  # steps when only a budget in seconds is given
 
 
-def load_agent(run_dir: Path | None, model_name: str, device: torch.device, positions: str = FRESH_POSITIONS):
+def load_agent(run_dir: Path | None, model_name: str, device: torch.device, positions: str = DEFAULT_POSITIONS):
     """(agent, solver2, bank, max_len) of a run's latest checkpoint or one checkpoint folder,
     of a model folder (modelfolder.py), or a fresh backbone when `run_dir` is None."""
     dtype = default_dtype(device)
@@ -123,7 +120,7 @@ def add_model_args(p: argparse.ArgumentParser) -> None:
                         "test-time training")
     p.add_argument("--model-name", default=None,
                    help="an untrained backbone of this preset (tiny unless given): implies --checkpoint fresh")
-    p.add_argument("--positions", choices=POSITIONS, default=FRESH_POSITIONS,
+    p.add_argument("--positions", choices=POSITIONS, default=DEFAULT_POSITIONS,
                    help="grid positions of an untrained backbone (a trained model keeps its own)")
     p.add_argument("--seed", type=int, default=0, help="seed of the views, test-time training and synthetic tasks")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")

@@ -29,7 +29,7 @@ from safetensors.torch import save as st_save
 from torch import nn
 
 from ..data.files import atomic_write_bytes, read_safetensors
-from ..data.positions import POSITIONS, attach, position_parameters
+from ..data.positions import DEFAULT_POSITIONS, POSITIONS, attach, position_parameters
 from ..data.tokens import BOS, END, PAD, TOKEN_TEXT, VOCAB_SIZE
 from ..errors import ArcEfeError
 
@@ -65,7 +65,7 @@ class BackboneConfig:
     lora_targets: tuple[str, ...] = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj",
                                      "up_proj", "down_proj")
     attn_implementation: str = "sdpa"
-    positions: str = "2d"  # "1d" (the token stream alone), "2d" or "2d-mirror" (positions.py)
+    positions: str = DEFAULT_POSITIONS  # "1d" (the token stream alone), "2d", "2d-mirror" or "2d-paired" (positions.py)
     init: str | Path | None = None  # every weight, as save_trainable wrote them from a full model
 
     def __post_init__(self) -> None:

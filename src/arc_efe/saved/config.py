@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from ..data.jsonfile import read_json
-from ..data.positions import POSITIONS
+from ..data.positions import DEFAULT_POSITIONS, POSITIONS
 from ..data.tasks import json_kind, shown
 from ..errors import ConfigError
 from ..loss import DEFAULT_WEIGHTS
@@ -45,7 +45,7 @@ class TrainConfig:
     model_name: str = "tiny"
     init: str | None = None  # start from these weights: a model folder, a run or a checkpoint (full mode)
     mode: str = "full"
-    positions: str = "2d"  # grid positions (positions.py); "1d" = the token stream alone
+    positions: str = DEFAULT_POSITIONS  # grid positions (positions.py); "1d" = the token stream alone
     lora_rank: int = 16
     lora_alpha: int = 32
     device: str = "auto"

@@ -8,7 +8,7 @@ from __future__ import annotations
 import argparse
 from dataclasses import fields
 
-from ..data.positions import POSITIONS
+from ..data.positions import DEFAULT_POSITIONS, POSITIONS
 from ..errors import ConfigError
 from ..loss import DEFAULT_WEIGHTS
 from ..model.backbone import PRESETS as MODEL_PRESETS
@@ -54,9 +54,10 @@ def add_train_args(p: argparse.ArgumentParser) -> None:
                         "checkpoints (full mode). Its model and grid positions come with it. Use it to "
                         "fine-tune on your own tasks: far fewer steps than from scratch")
     g.add_argument("--positions", choices=POSITIONS, default=None,
-                   help=f"how the model sees where a token is: 2d (default) adds learned row, column and "
-                        "grid-role embeddings (zero at the start for a pretrained model), 2d-mirror also the "
-                        "mirrored row and column, 1d only the token stream (for comparison)")
+                   help=f"how the model sees where a token is (default {DEFAULT_POSITIONS}): 2d adds learned "
+                        "row, column and grid-role embeddings (zero at the start for a pretrained model), "
+                        "2d-mirror also the mirrored row and column, 2d-paired also the paired input's colours "
+                        "at the flipped, rotated and tiled places, 1d only the token stream (for comparison)")
     frz = g.add_mutually_exclusive_group()
     frz.add_argument("--no-freeze-qwen", dest="mode", action="store_const", const="full",
                      help="train the whole backbone (default)")
