@@ -40,7 +40,7 @@ demo: $(STAMP)
 # The pretraining recipe (README, "Pretraining on generated tasks"): generated tasks of the seven
 # calibration families and of all 53 families with grids growing from 3x3 to 8x8, mixed with
 # ARC-AGI-1 training tasks under views; the risk term alone, no memory. About 90 minutes on one CPU
-# core (models/arc-efe-tiny was made by it); set PRETRAIN_ARGS to change it, e.g. PRETRAIN_ARGS='--device cuda --model-name small'.
+# core (models/arc-efe-tiny was made by it with --positions 2d-mirror, before 2d-paired was the default); set PRETRAIN_ARGS to change it, e.g. PRETRAIN_ARGS='--device cuda --model-name small'.
 CALIBRATION := colour_permutation,swap_colours,flip_lr,flip_ud,rotate_90,rotate_180,transpose
 PRETRAIN_ARGS ?= --device cpu
 pretrain: $(STAMP)
