@@ -45,6 +45,7 @@ from ..data.tasks import Task
 from ..data.tokens import SequenceTooLong
 from ..data.views import random_view, rule_colours, rule_keeping_view
 from ..model.agent import Agent
+from ..model.backbone import is_peft
 from ..model.device import autocast
 
 FULL_MAX_PARAMS = 100_000_000
@@ -91,12 +92,6 @@ class TTTStats:
     seconds: float = 0.0
 
 
-def _is_peft(model: nn.Module) -> bool:
-    from peft import PeftModel
-
-    return isinstance(model, PeftModel)
-
-
 def _task_seed(seed: int, task_id: str) -> int:
     return int.from_bytes(hashlib.sha256(f"{seed}:{task_id}".encode()).digest()[:8], "little")
 
@@ -126,7 +121,7 @@ class TestTimeTrainer:
         with warnings.catch_warnings():
             # peft 0.21 calls a method transformers 5 deprecates; nothing for our users to do.
             warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing", category=FutureWarning)
-            if _is_peft(backbone):
+            if is_peft(backbone):
                 self._previous_adapter = backbone.active_adapter
                 backbone.add_adapter(TTT_ADAPTER, lora)
                 backbone.base_model.set_adapter([self._previous_adapter, TTT_ADAPTER])

@@ -277,7 +277,8 @@ def trainable_summary(model: nn.Module) -> str:
     return f"{_count(total)} parameters, {_count(trainable)} trainable ({share:.1f}%)"
 
 
-def _is_peft(model: nn.Module) -> bool:
+def is_peft(model: nn.Module) -> bool:
+    """Whether `model` is a peft (LoRA) wrapper; False when peft is not installed."""
     try:
         from peft import PeftModel
     except ImportError:
@@ -289,7 +290,7 @@ def changeable_weights(model: nn.Module) -> dict[str, torch.Tensor]:
     """Name -> tensor of the weights a checkpoint must hold: the trainable ones of a LoRA
     model (adapters and head), otherwise the whole state dict. Tied weights appear once,
     under their first name, as safetensors refuses tensors that share memory."""
-    if _is_peft(model):
+    if is_peft(model):
         items = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
     else:
         items = list(model.state_dict(keep_vars=True).items())
@@ -306,7 +307,7 @@ def save_trainable(model: nn.Module, path: str | Path, tensors: dict[str, torch.
     """`tensors`: the weights already gathered whole (sharding.full_state, under --fsdp)."""
     if tensors is None:
         tensors = {n: t.detach().to("cpu").contiguous() for n, t in changeable_weights(model).items()}
-    meta = {"format": "arc_efe.backbone", "lora": str(_is_peft(model))}
+    meta = {"format": "arc_efe.backbone", "lora": str(is_peft(model))}
     atomic_write_bytes(path, st_save(tensors, metadata=meta))
 
 
