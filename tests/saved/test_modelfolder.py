@@ -98,6 +98,8 @@ def test_export_then_train_init_starts_from_the_exported_weights(tmp_path, capsy
                   batch_size=2, val_fraction=0.0, train_eval_queries=1, icl_tasks=0, tensorboard=False,
                   max_len=1024, positions="2d-mirror")
     first = train(TrainConfig(run_name="first", **common))
+    # from random weights, training names the shipped model to start from instead
+    assert "from random weights" in capsys.readouterr().out
     folder = tmp_path / "models" / "mine"
     assert main(["export", str(first), str(folder)]) == 0
     spec = read_model_folder(folder)
@@ -112,6 +114,7 @@ def test_export_then_train_init_starts_from_the_exported_weights(tmp_path, capsy
                  "--batch-size", "2", "--val-fraction", "0", "--train-eval-queries", "1", "--icl-tasks", "0",
                  "--max-len", "1024", "--device", "cpu", "--no-tensorboard", "--output-dir", str(tmp_path),
                  "--run-name", "second"]) == 0
+    assert "from random weights" not in capsys.readouterr().out
     cfg = json.loads((tmp_path / "second" / "config.json").read_text())
     assert (cfg["init"], cfg["positions"]) == (str(folder), "2d-mirror")
     start = read_safetensors(tmp_path / "second" / "checkpoints" / "step_0000000" / "model.safetensors", "test")

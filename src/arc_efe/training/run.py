@@ -10,6 +10,7 @@ writes the run folder.
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -23,14 +24,15 @@ from ..errors import ArcEfeError
 from ..loss import EFELoss
 from ..model import distributed as dist
 from ..model.agent import Agent
-from ..model.backbone import BackboneConfig, backbone_parameters, head_parameters, load_backbone, trainable_summary
+from ..model.backbone import (PRESETS, BackboneConfig, backbone_parameters, head_parameters, load_backbone,
+                              trainable_summary)
 from ..model.compiling import compile_backbone
 from ..model.device import default_dtype
 from ..model.sharding import NOT_LAUNCHED, shard_backbone
 from ..saved.checkpoint import (Position, abandon_newer, clean_partial, find_checkpoint, list_checkpoints,
                                 load_checkpoint)
 from ..saved.config import TrainConfig
-from ..saved.modelfolder import model_source
+from ..saved.modelfolder import SHIPPED, is_model_folder, model_source
 from ..solver2.memory import MemoryBank
 from ..solver2.retrieval import MemoryWriter, Solver2
 from .guard import LoopState
@@ -183,6 +185,9 @@ def setup(cfg: TrainConfig, resume: str | Path | None = None, resume_checkpoint:
     dist.print0(f"data: {data.name}: {data.n_fit_tasks} training tasks ({len(data.queries)} queries){generated}, "
                 f"{data.n_val_tasks} validation tasks")
     dist.print0(f"model: {cfg.model_name} ({cfg.mode}) on {device}, {trainable_summary(backbone)}")
+    if cfg.model_name in PRESETS and not cfg.init and pos.step == 0 and is_model_folder(SHIPPED):
+        dist.print0(f"  from random weights: it learns ARC from nothing, so expect 0% for a while; "
+                    f"--init {os.path.relpath(SHIPPED)} starts from the shipped pretrained model instead")
     if cfg.mode == "frozen":
         dist.print0("warning: the Qwen backbone is frozen: only the output head will learn "
                     "(use --no-freeze-qwen to train it)")
