@@ -11,9 +11,10 @@ then reports: steps done; the mean training loss over the steps all configuratio
 (equal steps) and over the last tenth of its own budget; and in-context exact accuracy (greedy,
 no test-time training) on fresh tasks of those families with grids up to --eval-side.
 
-Configurations: `1d`, `2d`, `2d-mirror`, `2d-paired` (the grid positions of positions.py: none,
-role + row/column + next cell, the mirrored row/column too, and the paired input's colours too;
-everything else as `base`), `base`
+Configurations: `1d`, `2d`, `2d-mirror`, `2d-paired`, `2d-match` (the grid positions of
+positions.py: none, role + row/column + next cell, the mirrored row/column too, the paired
+input's colours too, and whether each output cell has them too; everything else as `base`),
+`base`
 (tiny, lr 1e-3, grids up to --side, the default positions), `lr3e-3`, `small-grids` (a
 curriculum: grids up to 4x4 for the first half of the budget, then up to --side), `wide`
 (tiny-wide: 2 layers x 160) and `deep` (tiny-deep: 8 layers x 96), all about 0.6M weights.
@@ -45,6 +46,7 @@ CONFIGS = {
     "2d": dict(positions="2d"),
     "2d-mirror": dict(positions="2d-mirror"),
     "2d-paired": dict(positions="2d-paired"),
+    "2d-match": dict(positions="2d-match"),
     "base": dict(),
     "lr3e-3": dict(lr=3e-3),
     "small-grids": dict(curriculum=4),

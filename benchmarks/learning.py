@@ -3,9 +3,11 @@
     python benchmarks/learning.py                  # 10 minutes per configuration
     python benchmarks/learning.py --budget-min 2   # quicker look
     python benchmarks/learning.py --modes full --positions 1d,2d --threads 1   # grid positions or not
+    python benchmarks/learning.py --modes full --init models/arc-efe-tiny   # from the shipped model
 
 For each configuration (backbone trainable, then `--freeze-qwen`) it trains the tiny
-backbone from scratch on the N smallest `arc-agi-1/training` tasks (by token count) for
+backbone, from scratch or from `--init` (a model folder, run or checkpoint: its positions
+then replace --positions), on the N smallest `arc-agi-1/training` tasks (by token count) for
 the same wall-clock budget, prints the loss curve (mean loss per tenth of the budget) and
 the exact-answer training accuracy on those tasks' leave-one-out queries at the end.
 """
@@ -19,6 +21,7 @@ from pathlib import Path
 import torch
 
 from arc_efe.saved.config import TrainConfig
+from arc_efe.saved.modelfolder import model_source
 from arc_efe.training.evaluation import exact_accuracy
 from arc_efe.training.run import setup
 
@@ -32,7 +35,7 @@ def run_one(data: Path, out: Path, mode: str, positions: str, args) -> dict:
                       positions=positions, device="cpu",
                       agent_lr=args.lr, batch_size=args.batch_size, val_fraction=0.0,
                       augment=not args.no_augment, warmup_steps=20, max_len=1024,
-                      tensorboard=False, seed=args.seed, epochs=1, memory=False)
+                      tensorboard=False, seed=args.seed, epochs=1, memory=False, init=args.init)
     run = setup(cfg)
     res = train_for(run, args.budget_min * 60)
     right, total = exact_accuracy(run.agent, run.queries, cfg.max_len)
@@ -50,11 +53,15 @@ def main() -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--modes", default="full,frozen")
     p.add_argument("--positions", default="2d", help="comma-separated grid positions to compare, e.g. 1d,2d")
+    p.add_argument("--init", default=None, help="start from these weights (default: a fresh tiny backbone)")
     args = p.parse_args()
+    if args.init:  # the weights bring their own positions
+        args.positions = model_source(args.init).positions
     with tempfile.TemporaryDirectory() as tmp:
         data = smallest_tasks_file(args.tasks, Path(tmp))
         print(f"{args.tasks} smallest arc-agi-1/training tasks, {args.budget_min:g} min per configuration, "
-              f"lr {args.lr:g}, batch {args.batch_size}, augment {not args.no_augment}")
+              f"lr {args.lr:g}, batch {args.batch_size}, augment {not args.no_augment}, "
+              f"from {args.init or 'random weights'}")
         results = [run_one(data, Path(tmp), mode, pos, args)
                    for mode in args.modes.split(",") for pos in args.positions.split(",")]
     print()

@@ -8,8 +8,9 @@ import torch
 from transformers import Qwen2Config, Qwen2ForCausalLM
 
 from arc_efe.data.packing import pack
-from arc_efe.data.positions import (NO_COLOUR, NO_PLACE, PAIRED, ROLE_ANSWER, ROLE_DEMO_IN, ROLE_DEMO_OUT,
-                                    ROLE_DRAFT, ROLE_NONE, ROLE_TEST_IN, embed, grid_places)
+from arc_efe.data.positions import (MATCH_NO, MATCH_NONE, MATCH_YES, NO_COLOUR, NO_PLACE, PAIRED, ROLE_ANSWER,
+                                    ROLE_DEMO_IN, ROLE_DEMO_OUT, ROLE_DRAFT, ROLE_NONE, ROLE_TEST_IN, embed,
+                                    grid_places)
 from arc_efe.data.sequences import Example, collate
 from arc_efe.data.tasks import Pair
 from arc_efe.data.tokens import BOS, END, IN, OUT, PAD, ROW, answer_tokens, encode_task
@@ -149,18 +150,48 @@ def test_paired_colours_predict_the_next_cell_of_an_output_made_by_that_transfor
     assert places[:, :8].tolist() == grid_places(torch.tensor(tokens)).tolist()
 
 
+@pytest.mark.parametrize("name", list(PAIRED))
+def test_matches_flag_every_output_cell_that_has_its_paired_colour(name):
+    """`2d-match`: in a task whose outputs are one transform of their inputs, every output
+    cell says yes for that transform; another transform that moves cells says no somewhere;
+    tokens that are no output cell say nothing."""
+    rng = np.random.default_rng(10 + list(PAIRED).index(name))
+    shapes = [(3, 3), (2, 4), (4, 2), (3, 5)]
+    pairs = [Pair(g, np.ascontiguousarray(TRANSFORMS[name](g)))
+             for g in (rng.integers(0, 10, s).astype(np.uint8) for s in shapes)]
+    tokens = encode_task(pairs[:-1], pairs[-1].input, pairs[-1].output).tokens
+    places = grid_places(torch.tensor(tokens), paired=True, matches=True)
+    n = len(PAIRED)
+    assert places.shape == (len(tokens), 8 + 2 * n)
+    assert places[:, :8 + n].tolist() == grid_places(torch.tensor(tokens), paired=True).tolist()
+    k = list(PAIRED).index(name)
+    flag = places[:, 8 + n + k].tolist()
+    roles = places[:, 0].tolist()
+    output_cells = [t for t in range(len(tokens)) if roles[t] in (ROLE_DEMO_OUT, ROLE_ANSWER) and tokens[t] < 10]
+    assert len(output_cells) == sum(p.output.size for p in pairs)
+    for t in range(len(tokens)):
+        if t in output_cells:
+            assert flag[t] == MATCH_YES, t
+        else:
+            assert flag[t] == MATCH_NONE, t
+    others = [j for j, other in enumerate(PAIRED) if other not in (name, "same", "tile")]
+    said_no = {j: any(places[t, 8 + n + j] == MATCH_NO for t in output_cells) for j in others}
+    assert any(said_no.values()), said_no
+
+
 def test_paired_colours_in_packed_batches_and_while_decoding():
     examples = examples_of_ragged_sizes()
-    alone = [grid_places(torch.tensor(e.tokens), paired=True) for e in examples]
-    packed = pack(examples, max_tokens=4000)
-    places = grid_places(packed.input_ids, paired=True)
-    for i, e in enumerate(examples):
-        r, start = packed.place(i, 0)
-        assert torch.equal(places[r, start:start + len(e.tokens)], alone[i])
-    for e, whole in zip(examples[:2], alone):
-        for t in range(e.answer_start, len(e.tokens)):
-            so_far = torch.tensor([[PAD] * 3 + e.tokens[: t + 1]])
-            assert torch.equal(grid_places(so_far, paired=True)[0, -1], whole[t]), t
+    for matches in (False, True):
+        alone = [grid_places(torch.tensor(e.tokens), paired=True, matches=matches) for e in examples]
+        packed = pack(examples, max_tokens=4000)
+        places = grid_places(packed.input_ids, paired=True, matches=matches)
+        for i, e in enumerate(examples):
+            r, start = packed.place(i, 0)
+            assert torch.equal(places[r, start:start + len(e.tokens)], alone[i])
+        for e, whole in zip(examples[:2], alone):
+            for t in range(e.answer_start, len(e.tokens)):
+                so_far = torch.tensor([[PAD] * 3 + e.tokens[: t + 1]])
+                assert torch.equal(grid_places(so_far, paired=True, matches=matches)[0, -1], whole[t]), t
 
 
 def tiny_agent(positions="2d-mirror", seed=0):
@@ -168,7 +199,7 @@ def tiny_agent(positions="2d-mirror", seed=0):
     return Agent(load_backbone(BackboneConfig(positions=positions), CPU, torch.float32)).eval()
 
 
-@pytest.mark.parametrize("positions", ["2d", "2d-mirror", "2d-paired"])
+@pytest.mark.parametrize("positions", ["2d", "2d-mirror", "2d-paired", "2d-match"])
 def test_incremental_decoding_matches_teacher_forcing(positions):
     """The greedy and depth-first decoders (key/value cache, places from the tokens written so
     far) give the answer and likelihood that teacher forcing gives."""
@@ -194,7 +225,7 @@ def test_incremental_decoding_matches_teacher_forcing(positions):
     assert abs(plain.logprob - tf[0].logprob) > 1e-2
 
 
-@pytest.mark.parametrize("positions", ["2d", "2d-mirror", "2d-paired"])
+@pytest.mark.parametrize("positions", ["2d", "2d-mirror", "2d-paired", "2d-match"])
 def test_pretrained_backbone_with_zero_positions_gives_identical_logits(tmp_path, positions):
     torch.manual_seed(0)
     Qwen2ForCausalLM(Qwen2Config(vocab_size=64, hidden_size=32, num_hidden_layers=2,

@@ -65,7 +65,7 @@ class BackboneConfig:
     lora_targets: tuple[str, ...] = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj",
                                      "up_proj", "down_proj")
     attn_implementation: str = "sdpa"
-    positions: str = DEFAULT_POSITIONS  # "1d" (the token stream alone), "2d", "2d-mirror" or "2d-paired" (positions.py)
+    positions: str = DEFAULT_POSITIONS  # "1d" (the token stream alone), "2d", "2d-mirror", "2d-paired" or "2d-match" (positions.py)
     init: str | Path | None = None  # every weight, as save_trainable wrote them from a full model
 
     def __post_init__(self) -> None:

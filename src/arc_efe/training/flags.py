@@ -57,7 +57,8 @@ def add_train_args(p: argparse.ArgumentParser) -> None:
                    help=f"how the model sees where a token is (default {DEFAULT_POSITIONS}): 2d adds learned "
                         "row, column and grid-role embeddings (zero at the start for a pretrained model), "
                         "2d-mirror also the mirrored row and column, 2d-paired also the paired input's colours "
-                        "at the flipped, rotated and tiled places, 1d only the token stream (for comparison)")
+                        "at the flipped, rotated and tiled places, 2d-match also whether each output cell "
+                        "has each of those colours, 1d only the token stream (for comparison)")
     frz = g.add_mutually_exclusive_group()
     frz.add_argument("--no-freeze-qwen", dest="mode", action="store_const", const="full",
                      help="train the whole backbone (default)")
