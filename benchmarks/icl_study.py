@@ -75,7 +75,8 @@ def run_config(name: str, spec: dict, args, tmp: str) -> dict:
         losses = train_for(run, budget)["losses"]
     fresh = SyntheticSource(f"synthetic/{FAMILIES}:{args.eval_side}", args.seed + 7_777_777).tasks(args.eval_tasks)
     queries = [q for t in fresh for q in make_queries([t], "test")]
-    answers = decode_queries(run.agent, queries, View(), args.max_len, max_side=args.eval_side)
+    answers = decode_queries(run.agent, queries, View(), args.max_len, max_side=args.eval_side,
+                             shape_rule=not args.no_shape_rule)
     right = sum(grids_equal(a, q.target.output) for a, q in zip(answers, queries))
     return {"steps": len(losses), "losses": losses, "right": right, "total": len(queries)}
 
@@ -92,6 +93,7 @@ def main() -> None:
     p.add_argument("--max-len", type=int, default=1024)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--no-shape-rule", action="store_true", help="decode answers of any size (see evaluate)")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     names = [n for n in args.only.split(",") if n]

@@ -35,6 +35,7 @@ def main() -> None:
     p.add_argument("--side", type=int, default=ICL_SIDE, help="largest grid side of the tasks")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--device", default="cpu")
+    p.add_argument("--no-shape-rule", action="store_true", help="decode answers of any size (see evaluate)")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     path = None if args.checkpoint == FRESH else Path(args.checkpoint)
@@ -51,7 +52,7 @@ def main() -> None:
             continue
         tasks = SyntheticSource(f"synthetic/{family}:{args.side}", ICL_SEED).tasks(args.tasks)
         queries = [make_queries([t], "test")[0] for t in tasks]
-        right, total = exact_accuracy(agent, queries, max_len, args.side)
+        right, total = exact_accuracy(agent, queries, max_len, args.side, not args.no_shape_rule)
         right_all, total_all = right_all + right, total_all + total
         print(f"{family:<28} {f'{right}/{total}':>9} {100 * right / total:>6.1f}%", flush=True)
     print(f"{'overall':<28} {f'{right_all}/{total_all}':>9} {100 * right_all / max(total_all, 1):>6.1f}%  "

@@ -38,7 +38,7 @@ def run_one(data: Path, out: Path, mode: str, positions: str, args) -> dict:
                       tensorboard=False, seed=args.seed, epochs=1, memory=False, init=args.init)
     run = setup(cfg)
     res = train_for(run, args.budget_min * 60)
-    right, total = exact_accuracy(run.agent, run.queries, cfg.max_len)
+    right, total = exact_accuracy(run.agent, run.queries, cfg.max_len, shape_rule=not args.no_shape_rule)
     return {"mode": f"{mode}/{positions}", **res, "right": right, "total": total}
 
 
@@ -49,6 +49,7 @@ def main() -> None:
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--no-augment", action="store_true")
+    p.add_argument("--no-shape-rule", action="store_true", help="decode answers of any size (see evaluate)")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--modes", default="full,frozen")

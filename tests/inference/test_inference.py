@@ -335,3 +335,11 @@ def test_decoders_keep_to_the_demonstrations_size_unless_told_not_to():
                             InferenceConfig(views=1, decoder=decoder, shape_rule=False))
         assert shaped.candidates and all(c.grid.shape == (1, 3) for c in shaped.candidates), decoder
         assert np.array_equal(free.candidates[0].grid, q), decoder
+    # training's and the benchmarks' greedy answers (decode_queries) keep to it as well
+    from arc_efe.data.dataset import make_queries
+    from arc_efe.data.views import View
+    from arc_efe.model.agent import decode_queries
+
+    query = make_queries([task], "test")
+    assert decode_queries(agent, query, View(), 512)[0].shape == (1, 3)
+    assert np.array_equal(decode_queries(agent, query, View(), 512, shape_rule=False)[0], q)

@@ -23,7 +23,7 @@ from transformers.modeling_outputs import CausalLMOutputWithPast
 from ..data.dataset import Query
 from ..data.packing import ATTENTION
 from ..data.positions import backbone_places, embed
-from ..data.tasks import MAX_SIDE, NUM_COLOURS, Grid
+from ..data.tasks import MAX_SIDE, NUM_COLOURS, Grid, answer_shape
 from ..data.sequences import view_pairs
 from ..data.tokens import END, PAD, ROW, VOCAB_SIZE, SequenceTooLong, encode_task, try_decode_grid
 from ..data.views import View
@@ -154,15 +154,20 @@ class Agent(nn.Module):
 
 
 def decode_queries(agent: Agent, queries: Sequence[Query], view: View | Sequence[View], max_len: int,
-                   memory: torch.Tensor | None = None, max_side: int = MAX_SIDE) -> list[Grid | None]:
+                   memory: torch.Tensor | None = None, max_side: int = MAX_SIDE,
+                   shape_rule: bool = True) -> list[Grid | None]:
     """Greedy answers for queries seen through `view` (one for all, or one per query), mapped
-    back. `memory` (Q, H) holds Solver2's readout for each query, when there is one."""
+    back. `memory` (Q, H) holds Solver2's readout for each query, when there is one. With
+    `shape_rule` an answer has the size its demonstrations agree on (`answer_shape`), as in
+    `arc-efe evaluate`."""
     views = [view] * len(queries) if isinstance(view, View) else list(view)
     prompts: list[list[int] | None] = []
+    shapes: list[tuple[int, int] | None] = []
     for q, view in zip(queries, views):
+        demos, query_input = view_pairs(q.context, view), view.apply_grid(q.target.input)
+        shapes.append(answer_shape(demos, query_input) if shape_rule else None)
         try:
-            enc = encode_task(view_pairs(q.context, view), view.apply_grid(q.target.input), None, max_len)
-            prompts.append(enc.prompt)
+            prompts.append(encode_task(demos, query_input, None, max_len).prompt)
         except SequenceTooLong:
             prompts.append(None)
     answers: list[Grid | None] = [None] * len(queries)
@@ -173,7 +178,8 @@ def decode_queries(agent: Agent, queries: Sequence[Query], view: View | Sequence
         for start in range(0, len(todo), DECODE_BATCH):
             chunk = todo[start:start + DECODE_BATCH]
             mem = None if memory is None else memory[chunk]
-            for i, grid in zip(chunk, agent.greedy([prompts[i] for i in chunk], mem, max_side)):
+            for i, grid in zip(chunk, agent.greedy([prompts[i] for i in chunk], mem, max_side,
+                                                   [shapes[i] for i in chunk])):
                 answers[i] = None if grid is None else views[i].invert_grid(grid)
     finally:
         agent.train(was_training)

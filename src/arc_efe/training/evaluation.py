@@ -38,9 +38,10 @@ def icl_queries(n: int, seed: int = ICL_SEED) -> tuple[Query, ...]:
 
 
 def exact_accuracy(agent: Agent, queries: Sequence[Query], max_len: int,
-                   max_side: int = MAX_SIDE) -> tuple[int, int]:
-    """(right, total): greedy answers (at most max_side a side) that equal the target exactly."""
-    answers = decode_queries(agent, queries, View(), max_len, max_side=max_side)
+                   max_side: int = MAX_SIDE, shape_rule: bool = True) -> tuple[int, int]:
+    """(right, total): greedy answers (at most max_side a side, of the demonstrations' size
+    when they agree on one) that equal the target exactly."""
+    answers = decode_queries(agent, queries, View(), max_len, max_side=max_side, shape_rule=shape_rule)
     return sum(grids_equal(a, q.target.output) for a, q in zip(answers, queries)), len(queries)
 
 
