@@ -46,7 +46,7 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--budget-min", type=float, default=10.0, help="minutes of training per configuration")
     p.add_argument("--tasks", type=int, default=20, help="how many of the smallest training tasks")
-    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--lr", type=float, default=3e-3, help="3e-3 fitted these tasks faster than 1e-3 (README)")
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--no-augment", action="store_true")
     p.add_argument("--no-shape-rule", action="store_true", help="decode answers of any size (see evaluate)")

@@ -42,7 +42,7 @@ def main() -> None:
     p.add_argument("--checkpoint", default=None, help="a training run to start from (default: fresh)")
     p.add_argument("--model-name", default="tiny", help="fresh backbone when no --checkpoint")
     p.add_argument("--positions", default=DEFAULT_POSITIONS,
-                   help="grid positions of a fresh backbone (1d, 2d, 2d-mirror, 2d-paired)")
+                   help="grid positions of a fresh backbone (1d, 2d, 2d-mirror, 2d-paired, 2d-match)")
     p.add_argument("--ttt-views", default=AUTO,
                    help="views of the demonstrations in test-time training (ttt.TTT_VIEWS; auto as evaluate's)")
     p.add_argument("--answer-views", default=AUTO, help="views that answer (all, rule; auto as evaluate's)")

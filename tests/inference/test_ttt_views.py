@@ -95,7 +95,7 @@ def test_auto_views_are_rule_for_an_untrained_backbone_and_all_for_a_trained_mod
 
 @pytest.mark.parametrize("kind,seed", [("flip_lr", 1), ("recolour_one", 1)])
 def test_a_fresh_backbone_learns_a_flip_and_a_recolouring_by_test_time_training(kind, seed):
-    """evaluate's choices for an untrained backbone (2d-paired positions, rule views in
+    """evaluate's choices for an untrained backbone (its default positions, rule views in
     training and answering, the demonstrations' size), with a small fixed budget of steps:
     the test answer is right. Without test-time training the same backbone is wrong."""
     from arc_efe.model.agent import Agent

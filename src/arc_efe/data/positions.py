@@ -61,9 +61,9 @@ from .tasks import MAX_SIDE, NUM_COLOURS
 from .tokens import BOS, END, IN, OUT, PAD, ROW
 
 POSITIONS = ("1d", "2d", "2d-mirror", "2d-paired", "2d-match")
-# The default for a new backbone, trained or untrained: measured against 2d and 2d-mirror by
+# The default for a new backbone, trained or untrained: measured against 2d, 2d-mirror and 2d-paired by
 # benchmarks/icl_study.py, learning.py and single_rules.py (README, "Grid positions").
-DEFAULT_POSITIONS = "2d-paired"
+DEFAULT_POSITIONS = "2d-match"
 ROLE_NONE, ROLE_DEMO_IN, ROLE_DEMO_OUT, ROLE_TEST_IN, ROLE_DRAFT, ROLE_ANSWER = range(6)
 N_ROLES = 6
 N_PAIRS = 16  # demonstrations past the 15th share the last row
