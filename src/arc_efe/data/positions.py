@@ -36,9 +36,9 @@ geometry before any rule. Here every token also gets its place, read from the st
   over the demonstrations with one attention head; with `2d-paired` alone it must first bring
   the neighbour's channel to the token and compare the two. Which rule and which colours a
   task uses are still learned from its demonstrations: the flags only say what each cell
-  agrees with. Measured with benchmarks/icl_study.py (10 CPU minutes from scratch, in-context
-  accuracy on fresh tasks): `2d-paired` 5/142, `2d-match` 91/142; giving each cell's own
-  paired colours as well (a key for colour maps) did not add to it (72/142).
+  agrees with. Measured with benchmarks/icl_study.py (10 CPU minutes from scratch, side by
+  side, in-context accuracy on fresh tasks): `2d-paired` 3/142, `2d-match` 54/142; giving each
+  cell's own paired colours as well (a key for colour maps) did not add to the flags (README).
 
 `GridPositions` adds one learned embedding per channel (role, row, col, next row, next col;
 `2d-mirror` also the mirrored row and col; `2d-paired` those and the nine paired colours;
