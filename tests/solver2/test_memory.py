@@ -181,7 +181,7 @@ def test_refinement_stops_early_when_the_halting_head_is_sure(bias, expected_ste
     with torch.no_grad():
         s2.halt.weight.zero_()
         s2.halt.bias.fill_(bias)
-    g = make_grid([[1, 2]])
-    task = Task("t", (Pair(g, g), Pair(g, g)), (Pair(g, make_grid([[5]])),))
+    g, five = make_grid([[1, 2]]), make_grid([[5]])
+    task = Task("t", (Pair(g, five), Pair(g, five)), (Pair(g, five),))  # demonstrations of the answer's size
     (answer, steps), = solve_with_refinement(agent, s2, [Query(task, 0, "test")], View(), 512)
     assert answer.tolist() == [[5]] and steps == expected_steps
