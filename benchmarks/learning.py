@@ -20,6 +20,7 @@ from pathlib import Path
 
 import torch
 
+from arc_efe.data.positions import DEFAULT_POSITIONS
 from arc_efe.saved.config import TrainConfig
 from arc_efe.saved.modelfolder import model_source
 from arc_efe.training.evaluation import exact_accuracy
@@ -53,7 +54,7 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--modes", default="full,frozen")
-    p.add_argument("--positions", default="2d", help="comma-separated grid positions to compare, e.g. 1d,2d")
+    p.add_argument("--positions", default=DEFAULT_POSITIONS, help="comma-separated grid positions to compare, e.g. 1d,2d")
     p.add_argument("--init", default=None, help="start from these weights (default: a fresh tiny backbone)")
     args = p.parse_args()
     if args.init:  # the weights bring their own positions
