@@ -4,8 +4,10 @@
     python benchmarks/learning.py --budget-min 2   # quicker look
     python benchmarks/learning.py --modes full --positions 1d,2d --threads 1   # grid positions or not
     python benchmarks/learning.py --modes full --init models/arc-efe-tiny   # from the shipped model
+    python benchmarks/learning.py --modes full --weights risk,default   # the risk term alone or all terms
 
-For each configuration (backbone trainable, then `--freeze-qwen`) it trains the tiny
+For each configuration (backbone trainable, then `--freeze-qwen`; each grid positions; each
+set of loss weights: the pretraining recipe's risk term alone, or training's defaults) it trains the tiny
 backbone, from scratch or from `--init` (a model folder, run or checkpoint: its positions
 then replace --positions), on the N smallest `arc-agi-1/training` tasks (by token count) for
 the same wall-clock budget, prints the loss curve (mean loss per tenth of the budget) and
@@ -21,6 +23,7 @@ from pathlib import Path
 import torch
 
 from arc_efe.data.positions import DEFAULT_POSITIONS
+from arc_efe.loss import DEFAULT_WEIGHTS
 from arc_efe.saved.config import TrainConfig
 from arc_efe.saved.modelfolder import model_source
 from arc_efe.training.evaluation import exact_accuracy
@@ -29,18 +32,23 @@ from arc_efe.training.run import setup
 from common import smallest_tasks_file, train_for
 
 
-def run_one(data: Path, out: Path, mode: str, positions: str, args) -> dict:
+RECIPE = "risk"  # the pretraining recipe's weights: the risk term alone (Makefile, `make pretrain`)
+WEIGHT_SETS = {RECIPE: {"consistency": 0.0, "bidirectional": 0.0, "step": 0.0}, "default": {}}
+
+
+def run_one(data: Path, out: Path, mode: str, positions: str, weight_set: str, args) -> dict:
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
-    cfg = TrainConfig(data=str(data), output_dir=str(out), run_name=f"{mode}-{positions}", mode=mode,
-                      positions=positions, device="cpu",
+    cfg = TrainConfig(data=str(data), output_dir=str(out), run_name=f"{mode}-{positions}-{weight_set}",
+                      mode=mode, positions=positions, device="cpu",
                       agent_lr=args.lr, batch_size=args.batch_size, val_fraction=0.0,
                       augment=not args.no_augment, warmup_steps=20, max_len=1024,
-                      tensorboard=False, seed=args.seed, epochs=1, memory=False, init=args.init)
+                      tensorboard=False, seed=args.seed, epochs=1, memory=False, init=args.init,
+                      weights={**DEFAULT_WEIGHTS, **WEIGHT_SETS[weight_set]})
     run = setup(cfg)
     res = train_for(run, args.budget_min * 60)
     right, total = exact_accuracy(run.agent, run.queries, cfg.max_len, shape_rule=not args.no_shape_rule)
-    return {"mode": f"{mode}/{positions}", **res, "right": right, "total": total}
+    return {"config": f"{mode}/{positions}/{weight_set}", **res, "right": right, "total": total}
 
 
 def main() -> None:
@@ -55,8 +63,15 @@ def main() -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--modes", default="full,frozen")
     p.add_argument("--positions", default=DEFAULT_POSITIONS, help="comma-separated grid positions to compare, e.g. 1d,2d")
+    p.add_argument("--weights", default=RECIPE,
+                   help=f"comma-separated loss weights to compare: {RECIPE} (the pretraining recipe's, the risk "
+                        f"term alone) and/or default (training's: {DEFAULT_WEIGHTS})")
     p.add_argument("--init", default=None, help="start from these weights (default: a fresh tiny backbone)")
     args = p.parse_args()
+    weight_sets = args.weights.split(",")
+    unknown = [w for w in weight_sets if w not in WEIGHT_SETS]
+    if unknown:
+        p.error(f"--weights: unknown {', '.join(unknown)}; choose from {', '.join(WEIGHT_SETS)}")
     if args.init:  # the weights bring their own positions
         args.positions = model_source(args.init).positions
     with tempfile.TemporaryDirectory() as tmp:
@@ -64,13 +79,13 @@ def main() -> None:
         print(f"{args.tasks} smallest arc-agi-1/training tasks, {args.budget_min:g} min per configuration, "
               f"lr {args.lr:g}, batch {args.batch_size}, augment {not args.no_augment}, "
               f"from {args.init or 'random weights'}")
-        results = [run_one(data, Path(tmp), mode, pos, args)
-                   for mode in args.modes.split(",") for pos in args.positions.split(",")]
+        results = [run_one(data, Path(tmp), mode, pos, w, args) for mode in args.modes.split(",")
+                   for pos in args.positions.split(",") for w in weight_sets]
     print()
-    print("mode/positions  steps  loss per tenth of the budget" + " " * 38 + "train accuracy")
+    print("mode/positions/weights  steps  loss per tenth of the budget" + " " * 38 + "train accuracy")
     for r in results:
         curve = " ".join(f"{v:.3f}" for v in r["curve"])
-        print(f"{r['mode']:<15} {r['steps']:>5}  {curve}  {r['right']}/{r['total']} "
+        print(f"{r['config']:<23} {r['steps']:>5}  {curve}  {r['right']}/{r['total']} "
               f"({100 * r['right'] / max(r['total'], 1):.1f}%)")
 
 
