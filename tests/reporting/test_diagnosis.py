@@ -67,6 +67,18 @@ def test_stuck_loss_is_a_problem_with_lr_advice():
     assert not any("falling" in t or "rising" in t for t in titles(found))
 
 
+def test_stuck_loss_names_the_auxiliary_terms_only_when_they_are_on():
+    recs = step_lines([5.1, 5.12, 5.08, 5.1] * 6)
+
+    def stuck_tips(weights):
+        cfg = {"mode": "full", "agent_lr": 1e-4, "memory": False, "weights": weights}
+        return [f.try_next for f in diagnose(cfg, recs) if f.title == "loss is stuck"][0]
+
+    assert "--consistency-weight 0 --bidirectional-weight 0" in stuck_tips(
+        {"risk": 1.0, "consistency": 1.0, "bidirectional": 0.5})
+    assert "--consistency-weight 0" not in stuck_tips({"risk": 1.0, "consistency": 0.0, "bidirectional": 0.0})
+
+
 def test_falling_loss_is_good_and_not_stuck():
     found = diagnose(HEALTHY_CONFIG, step_lines([5.0 - 0.1 * i for i in range(20)]))
     good = [t for t in titles(found, "good") if t.startswith("loss is falling")]

@@ -224,6 +224,11 @@ def _check_trend(trend: dict | None, config: dict) -> list[Finding]:
     if config.get("mode") == "frozen":
         tips.append("the Qwen backbone is frozen, so only the small output head can learn: "
                     "try --no-freeze-qwen")
+    weights = config.get("weights") or {}
+    if (weights.get("consistency") or 0) > 0 or (weights.get("bidirectional") or 0) > 0:
+        tips.append("put the budget on the answers: --consistency-weight 0 --bidirectional-weight 0 "
+                    "(the second view and the inverse task make three sequences per query where the "
+                    "risk term alone needs one; benchmarks/learning.py fits its tasks faster without them)")
     tips.append("check that the training tasks load correctly and their answers are right")
     return [Finding("problem", "loss is stuck", saw, "; ".join(tips))]
 
