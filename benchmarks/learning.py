@@ -6,7 +6,7 @@
     python benchmarks/learning.py --modes full --init models/arc-efe-tiny   # from the shipped model
     python benchmarks/learning.py --modes full --weights risk,default   # the risk term alone or all terms
 
-For each configuration (backbone trainable, then `--freeze-qwen`; each grid positions; each
+For each configuration (backbone trainable, then `--freeze-qwen`; each grid-positions setting; each
 set of loss weights: the pretraining recipe's risk term alone, or training's defaults) it trains the tiny
 backbone, from scratch or from `--init` (a model folder, run or checkpoint: its positions
 then replace --positions), on the N smallest `arc-agi-1/training` tasks (by token count) for
