@@ -14,9 +14,13 @@ from arc_efe.data.tasks import Task, grids_equal
 from arc_efe.data.tokens import encode_task
 from arc_efe.inference.pipeline import InferenceConfig, solve_output, task_views
 from arc_efe.inference.ttt import TestTimeTrainer, TTTConfig
+from arc_efe.loss import DEFAULT_WEIGHTS
 from arc_efe.model.agent import Agent
 from arc_efe.training.run import Run
 from arc_efe.training.train import build_micro_batch, train_step
+
+# The pretraining recipe's loss (`make pretrain`): the risk term alone.
+RISK_ALONE = {**DEFAULT_WEIGHTS, "consistency": 0.0, "bidirectional": 0.0, "step": 0.0}
 
 
 def smallest_tasks(n: int, source: str = "arc-agi-1/training") -> list[Task]:

@@ -33,12 +33,11 @@ from arc_efe.data.dataset import make_queries
 from arc_efe.data.synthetic import SyntheticSource
 from arc_efe.data.tasks import grids_equal
 from arc_efe.data.views import View
-from arc_efe.loss import DEFAULT_WEIGHTS
 from arc_efe.model.agent import decode_queries
 from arc_efe.saved.config import TrainConfig
 from arc_efe.training.run import setup
 
-from common import train_for
+from common import RISK_ALONE, train_for
 
 FAMILIES = "colour_permutation,swap_colours,flip_lr,flip_ud,rotate_90,rotate_180,transpose"
 CONFIGS = {
@@ -63,7 +62,7 @@ def run_config(name: str, spec: dict, args, tmp: str) -> dict:
                       positions=spec.get("positions", TrainConfig.positions),
                       batch_size=args.batch_size, max_batches=10 ** 9, max_len=args.max_len, warmup_steps=20,
                       memory=False, tensorboard=False, seed=args.seed, epochs=1,
-                      weights={**DEFAULT_WEIGHTS, "consistency": 0.0, "bidirectional": 0.0, "step": 0.0})
+                      weights=dict(RISK_ALONE))
     run = setup(cfg)
     budget = args.budget_min * 60
     if "curriculum" in spec:

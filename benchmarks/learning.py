@@ -29,11 +29,11 @@ from arc_efe.saved.modelfolder import model_source
 from arc_efe.training.evaluation import exact_accuracy
 from arc_efe.training.run import setup
 
-from common import smallest_tasks_file, train_for
+from common import RISK_ALONE, smallest_tasks_file, train_for
 
 
 RECIPE = "risk"  # the pretraining recipe's weights: the risk term alone (Makefile, `make pretrain`)
-WEIGHT_SETS = {RECIPE: {"consistency": 0.0, "bidirectional": 0.0, "step": 0.0}, "default": {}}
+WEIGHT_SETS = {RECIPE: RISK_ALONE, "default": DEFAULT_WEIGHTS}
 
 
 def run_one(data: Path, out: Path, mode: str, positions: str, weight_set: str, args) -> dict:
@@ -44,7 +44,7 @@ def run_one(data: Path, out: Path, mode: str, positions: str, weight_set: str, a
                       agent_lr=args.lr, batch_size=args.batch_size, val_fraction=0.0,
                       augment=not args.no_augment, warmup_steps=20, max_len=1024,
                       tensorboard=False, seed=args.seed, epochs=1, memory=False, init=args.init,
-                      weights={**DEFAULT_WEIGHTS, **WEIGHT_SETS[weight_set]})
+                      weights=dict(WEIGHT_SETS[weight_set]))
     run = setup(cfg)
     res = train_for(run, args.budget_min * 60)
     right, total = exact_accuracy(run.agent, run.queries, cfg.max_len, shape_rule=not args.no_shape_rule)
@@ -62,7 +62,8 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--modes", default="full,frozen")
-    p.add_argument("--positions", default=DEFAULT_POSITIONS, help="comma-separated grid positions to compare, e.g. 1d,2d")
+    p.add_argument("--positions", default=DEFAULT_POSITIONS,
+                   help="comma-separated grid positions to compare, e.g. 1d,2d")
     p.add_argument("--weights", default=RECIPE,
                    help=f"comma-separated loss weights to compare: {RECIPE} (the pretraining recipe's, the risk "
                         f"term alone) and/or default (training's: {DEFAULT_WEIGHTS})")
