@@ -3,7 +3,8 @@
     OMP_NUM_THREADS=1 python benchmarks/throughput.py                  # 4 rounds of 8 steps
     OMP_NUM_THREADS=1 python benchmarks/throughput.py --rounds 2 --steps 4
 
-Both sides train the same tiny Qwen2 (same initial weights, the 16-token ARC vocabulary) on
+Both sides train the same tiny Qwen2 (same initial weights, the 16-token ARC vocabulary, the
+plain token stream: `--positions 1d`, since a stock Qwen2 has no grid places) on
 the same examples in the same order: each step's queries come from arc-efe's own micro-batch
 (no views, risk term only, no memory, so both sides run exactly one sequence per query and
 the same objective: cross-entropy on the answer tokens, mean per answer token).
@@ -37,7 +38,7 @@ from arc_efe.saved.config import TrainConfig
 from arc_efe.training.run import setup
 from arc_efe.training.train import build_micro_batch, train_step
 
-RISK_ONLY = {"risk": 1.0, "ambiguity": 0.0, "consistency": 0.0, "bidirectional": 0.0, "step": 0.0}
+from common import RISK_ALONE
 
 
 class Rows(torch.utils.data.Dataset):
@@ -123,9 +124,9 @@ def main() -> None:
     from transformers import default_data_collator
 
     out = Path(tempfile.mkdtemp(prefix="throughput_"))
-    cfg = TrainConfig(data=args.data, output_dir=str(out), run_name="arc_efe", device="cpu", epochs=1,
+    cfg = TrainConfig(data=args.data, output_dir=str(out), run_name="arc_efe", device="cpu", epochs=1, positions="1d",
                       batch_size=args.batch_size, max_len=args.max_len, max_tokens=args.max_tokens,
-                      augment=False, memory=False, weights=dict(RISK_ONLY), val_fraction=0.0,
+                      augment=False, memory=False, weights=dict(RISK_ALONE), val_fraction=0.0,
                       tensorboard=False, warmup_steps=1, agent_lr=1e-3)
     run = setup(cfg)
     hf_model = type(run.agent.backbone)(copy.deepcopy(run.agent.backbone.config))
