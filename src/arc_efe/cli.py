@@ -263,6 +263,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--skip-invalid", action="store_true")
     p.add_argument("--output-dir", default="eval", help="where submission.json and eval.jsonl go")
     p.add_argument("--no-progress", action="store_true", help="no progress line on standard error")
+    p.add_argument("--resume", action="store_true",
+                   help="go on with an evaluation that was stopped: the tasks already in OUTPUT_DIR/eval.partial.jsonl "
+                        "are kept, the others answered (the settings must be the same)")
     add_inference_args(p)
     p.set_defaults(func=cmd_evaluate)
 

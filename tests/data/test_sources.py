@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 
-from arc_efe.data.sources import EMBEDDED, load_tasks
+from arc_efe.data.sources import DEV_SIZE, EMBEDDED, load_tasks
 from arc_efe.errors import SourceError
 
 from conftest import small_task
@@ -101,3 +101,19 @@ def test_roundtrip_to_json(write_json):
     path = write_json("rt.json", raw)
     task = load_tasks(path).tasks[0]
     assert json.loads(json.dumps(task.to_json())) == raw["a1"]
+
+
+# --- named splits: the development split leaks nothing -------------------------------------
+
+def test_development_split_shares_no_task_with_the_evaluation_sets_or_training_splits():
+    ids = {name: {t.id for t in load_tasks(name).tasks}
+           for name in ("arc-agi-1/dev", "arc-agi-1/training-no-dev", "arc-agi-2/training-extra",
+                        "arc-agi-1/training", "arc-agi-1/evaluation", "arc-agi-2/evaluation")}
+    dev, fit, extra = ids["arc-agi-1/dev"], ids["arc-agi-1/training-no-dev"], ids["arc-agi-2/training-extra"]
+    evaluation = ids["arc-agi-1/evaluation"] | ids["arc-agi-2/evaluation"]
+    assert len(dev) == DEV_SIZE and dev <= ids["arc-agi-1/training"]
+    assert not dev & evaluation and not dev & fit and not dev & extra
+    assert dev | fit == ids["arc-agi-1/training"]
+    assert extra and not extra & evaluation and not extra & ids["arc-agi-1/training"]
+    # fixed by the ids alone: loading again gives the same split
+    assert {t.id for t in load_tasks("arc-agi-1/dev").tasks} == dev

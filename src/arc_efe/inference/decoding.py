@@ -12,7 +12,10 @@ the search returns to a shorter prefix, so every candidate of a prompt shares it
 log-probability of each answer's tokens (including END) and the mean entropy of the
 predictions at those tokens, the two numbers selection and the per-candidate EFE need.
 Probabilities are the model's own (no renormalisation over the tokens the grid constraint
-allows), so a candidate scores the same whichever decoder found it.
+allows), so a candidate scores the same whichever decoder found it. `prompt_logliks` gives
+the same numbers for many answers after one prompt: the prompt runs once and every answer
+extends its key/value cache, which is cropped back after each, so a long prompt (a full-size
+task, thousands of tokens) is not run again for every candidate.
 """
 
 from __future__ import annotations
@@ -140,3 +143,39 @@ def answer_logliks(agent: Agent, prompts: Sequence[Sequence[int]], answers: Sequ
             entropy = -(rows.exp() * rows).sum(-1).mean().item()
             results[i] = Likelihood(total, len(a), entropy)
     return results  # type: ignore[return-value]
+
+
+@torch.no_grad()
+def prompt_logliks(agent: Agent, prompt: Sequence[int], answers: Sequence[Grid],
+                   memory: torch.Tensor | None = None) -> list[Likelihood]:
+    """`answer_logliks` of every answer after the one `prompt`, the prompt's key/value cache
+    shared. `memory` (1, H) is Solver2's readout for this prompt."""
+    if not answers:
+        return []
+    backbone = agent.backbone
+    device = next(backbone.parameters()).device
+    ids = torch.tensor([list(prompt)], device=device)
+    out = backbone(inputs_embeds=agent._embed(ids, memory), use_cache=True)
+    cache = getattr(out, CACHE_KEY)
+    first = F.log_softmax(out.logits[0, -1].float(), -1)  # the prediction of each answer's first token
+    p_len = ids.shape[1]
+    results = []
+    for answer in answers:
+        a = answer_tokens(answer)
+        rows = first[None]
+        if len(a) > 1:
+            cache.crop(p_len - cache.get_seq_length())  # back to the prompt alone
+            fed = torch.tensor([a[:-1]], device=device)
+            places = None
+            if grid_module(backbone) is not None:  # the answer tokens' places, read from the whole sequence
+                places = backbone_places(backbone, torch.cat([ids, fed], 1))[:, p_len:]
+            pos = torch.arange(p_len, p_len + len(a) - 1, device=device)[None]
+            step = backbone(inputs_embeds=agent._embed(fed, memory, places), position_ids=pos, use_cache=True,
+                            **{CACHE_KEY: cache})
+            cache = getattr(step, CACHE_KEY)
+            rows = torch.cat([rows, F.log_softmax(step.logits[0].float(), -1)])
+        target = torch.tensor(a, device=rows.device)
+        total = rows.gather(-1, target[:, None]).sum().item()
+        entropy = -(rows.exp() * rows).sum(-1).mean().item()
+        results.append(Likelihood(total, len(a), entropy))
+    return results

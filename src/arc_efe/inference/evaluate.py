@@ -13,7 +13,11 @@ and writes
   the test-time training summary;
 
 and prints a per-task table while it runs, with a progress line (tasks done, solved so far,
-time left) on standard error. `merge` combines the submissions of several shards. `solve`
+time left) on standard error, and at the end how many tasks got no candidate from the model
+and why, and how many had demonstrations dropped to fit `--max-context`. Each task's line is
+also appended to `eval.partial.jsonl` as soon as it is answered (flushed to disk), so a long
+run that is stopped goes on with `--resume` (same settings; the folder's `eval.settings.json`
+is checked) and answers only the tasks not yet done. `merge` combines the submissions of several shards. `solve`
 does the same as evaluate on one task file and draws the two attempts.
 
 The model is the shipped pretrained `models/arc-efe-tiny` unless `--checkpoint` names a model
@@ -27,13 +31,14 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import sys
 import time
 from pathlib import Path
 
 import torch
 
-from ..data.files import atomic_write_text, read_safetensors
+from ..data.files import atomic_write_json, atomic_write_text, read_jsonl, read_safetensors
 from ..data.positions import DEFAULT_POSITIONS, POSITIONS
 from ..data.scoring import make_entry, read_submission, report_lines, score_submission, write_submission
 from ..data.sequences import Example
@@ -51,7 +56,7 @@ from ..saved.config import read_run_config
 from ..saved.modelfolder import FRESH, is_model_folder, read_model_folder, shipped_model
 from ..solver2.memory import MemoryBank
 from ..solver2.retrieval import Solver2, task_keys
-from .pipeline import VIEW_KINDS, InferenceConfig, MemoryFn, TaskResult, solve_task
+from .pipeline import MAX_CONTEXT, VIEW_KINDS, InferenceConfig, MemoryFn, TaskResult, solve_task
 from .ttt import TTT_VIEWS, TestTimeTrainer, TTTConfig
 
 # Test-time training when neither --ttt-steps nor --ttt-seconds is given: a wall-clock budget
@@ -147,6 +152,10 @@ def add_inference_args(p: argparse.ArgumentParser) -> None:
                    help="weight of ln(votes) beside the product of experts; 0 = likelihood only")
     g.add_argument("--max-side", type=int, default=30,
                    help="largest answer side decoded; lower it for quick runs on small tasks")
+    g.add_argument("--max-context", type=int, default=MAX_CONTEXT,
+                   help="tokens of a prompt with its answer, in answering and test-time training: each task "
+                        "gets the length it needs up to this; past it demonstrations are dropped, longest first "
+                        "(counted per task). Lower it to answer large tasks faster")
     g = p.add_argument_group("test-time training (per task, then discarded)")
     g.add_argument("--ttt-steps", type=int, default=None,
                    help=f"optimizer steps per task; 0 = off (fastest; a fresh backbone then answers at random). "
@@ -156,6 +165,9 @@ def add_inference_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--ttt-mode", choices=("auto", "full", "lora"), default="auto",
                    help="auto: all weights for small backbones (<= 100M), a LoRA adapter above")
     g.add_argument("--ttt-batch", type=int, default=8, help="sequences per test-time step")
+    g.add_argument("--ttt-tokens", type=int, default=8192,
+                   help="tokens per test-time step: fewer than --ttt-batch sequences on large tasks, so a step of "
+                        "a 30x30 task costs seconds rather than a minute on a CPU")
     g.add_argument("--ttt-seconds", type=float, default=None,
                    help=f"wall-clock budget of test-time training per task (default on a CPU: {CPU_TTT_SECONDS:g}, "
                         "so a slow machine stays predictable; answering takes a few seconds more)")
@@ -186,7 +198,8 @@ def view_kinds(args: argparse.Namespace, fresh: bool) -> tuple[str, str]:
 
 def configs_from_args(args: argparse.Namespace, max_len: int, device: torch.device = torch.device("cpu"),
                       fresh: bool = False) -> tuple[InferenceConfig, TTTConfig]:
-    """Inference and test-time training settings; `fresh`: the model is an untrained backbone."""
+    """Inference and test-time training settings; `fresh`: the model is an untrained backbone.
+    `max_len` is the context of a prompt with its answer (`--max-context`)."""
     steps, seconds = ttt_budget(args.ttt_steps, args.ttt_seconds, device)
     ttt_views, answer_views = view_kinds(args, fresh)
     try:
@@ -196,7 +209,7 @@ def configs_from_args(args: argparse.Namespace, max_len: int, device: torch.devi
                               shape_rule=args.shape_rule)
         ttt = TTTConfig(steps=steps, lr=args.ttt_lr, rank=args.ttt_rank, mode=args.ttt_mode,
                         batch=args.ttt_batch, seconds=seconds, max_len=max_len, seed=args.seed,
-                        views=ttt_views)
+                        views=ttt_views, max_tokens=args.ttt_tokens)
     except ValueError as e:
         raise ArcEfeError(str(e)) from None
     return inf, ttt
@@ -240,12 +253,14 @@ class Progress:
             print(line, file=sys.stderr, flush=True)
 
 
-TABLE_HEAD = f"{'task':<18} {'size':>11} {'cands':>5} {'score':>9} {'efe':>6} {'result':>7} {'sec':>6}"
+TABLE_HEAD = (f"{'task':<18} {'size':>11} {'cands':>5} {'drop':>4} {'score':>9} {'efe':>6} {'result':>7} "
+              f"{'sec':>6}")
 
 
 def table_row(task: Task, result: TaskResult, correct: list[bool] | None) -> str:
     size = ",".join(f"{p.input.shape[0]}x{p.input.shape[1]}" for p in task.test)
-    cands = sum(len(o.candidates) for o in result.outputs)
+    cands = "-" if any(o.fallback for o in result.outputs) else str(sum(len(o.candidates) for o in result.outputs))
+    dropped = max((o.dropped for o in result.outputs), default=0)
     best = [o.candidates[0] for o in result.outputs if o.candidates]
     score = f"{best[0].score(1.0):9.2f}" if best else f"{'-':>9}"
     efe = f"{best[0].efe:6.3f}" if best and math.isfinite(best[0].efe) else f"{'-':>6}"
@@ -255,7 +270,8 @@ def table_row(task: Task, result: TaskResult, correct: list[bool] | None) -> str
         verdict = "right" if correct[0] else "wrong"
     else:
         verdict = f"{sum(correct)}/{len(correct)}"
-    return f"{task.id[:18]:<18} {size[:11]:>11} {cands:>5} {score} {efe} {verdict:>7} {result.seconds:6.1f}"
+    return (f"{task.id[:18]:<18} {size[:11]:>11} {cands:>5} {dropped:>4} {score} {efe} {verdict:>7} "
+            f"{result.seconds:6.1f}")
 
 
 def _correct(task: Task, result: TaskResult) -> list[bool] | None:
@@ -270,7 +286,9 @@ def eval_record(task: Task, result: TaskResult, source: str, solutions: str | No
     return {
         "task_id": task.id, "source": source, "solutions": solutions, "seconds": round(result.seconds, 3),
         "sizes": [list(p.input.shape) for p in task.test],
-        "candidates": [len(o.candidates) for o in result.outputs],
+        "candidates": [0 if o.fallback else len(o.candidates) for o in result.outputs],
+        "dropped": [o.dropped for o in result.outputs],  # demonstrations left out to fit --max-context
+        "fallback": [o.fallback for o in result.outputs],  # why the model gave no candidate (None: it did)
         "attempts": [make_entry(o.attempts) for o in result.outputs],
         "correct": _correct(task, result),
         "scores": [finite(c.score(vote_weight)) if c else None for c in chosen],
@@ -320,9 +338,12 @@ def _setup(args: argparse.Namespace):
     device = dist.init(args.device)  # under torchrun: this rank's device
     torch.manual_seed(args.seed)
     run_dir = model_path(args)
-    agent, solver2, bank, max_len = load_agent(run_dir, args.model_name or "tiny", device, args.positions)
+    agent, solver2, bank, trained_len = load_agent(run_dir, args.model_name or "tiny", device, args.positions)
     dist.print0(model_line(args, run_dir), flush=True)  # once it has loaded: a bad model prints one error alone
-    inf, ttt = configs_from_args(args, max_len, device, fresh=run_dir is None)
+    inf, ttt = configs_from_args(args, args.max_context, device, fresh=run_dir is None)
+    if run_dir is not None and trained_len < inf.max_len:
+        dist.print0(f"context: up to {inf.max_len} tokens per task (--max-context); the model trained on up to "
+                    f"{trained_len}", flush=True)
     if run_dir is None and not ttt.enabled:
         dist.print0("note: a fresh, untrained backbone without test-time training (--ttt-steps) answers "
                     "at random", file=sys.stderr)
@@ -347,27 +368,91 @@ def evaluate(args: argparse.Namespace) -> int:
     return status
 
 
+# Settings that change answers: a resumed evaluation must keep them (eval.settings.json).
+_RUN_ONLY = ("func", "command", "resume", "no_progress", "output_dir", "device")
+PARTIAL = "eval.partial.jsonl"
+SETTINGS = "eval.settings.json"
+
+
+def _resume_records(args: argparse.Namespace, out: Path, tasks: list[Task]) -> dict[str, dict]:
+    """The records of tasks already answered in `out` (with --resume), after checking that the
+    settings are the same; writes the settings and a clean partial file for the run to append to."""
+    settings = {k: v for k, v in sorted(vars(args).items()) if k not in _RUN_ONLY and not callable(v)}
+    partial = out / PARTIAL
+    done: dict[str, dict] = {}
+    if args.resume and (out / SETTINGS).is_file():
+        from ..data.jsonfile import read_json
+
+        saved = read_json(out / SETTINGS, str(out / SETTINGS))
+        changed = sorted(k for k in set(saved) | set(settings) if saved.get(k) != settings.get(k))
+        if changed:
+            raise ArcEfeError(f"{out / SETTINGS}: --resume needs the same settings; these differ: "
+                              + ", ".join(f"{k} (was {saved.get(k)!r}, now {settings.get(k)!r})" for k in changed))
+        if partial.is_file():
+            wanted = {t.id for t in tasks}
+            done = {r["task_id"]: r for r in read_jsonl(partial, "") if r.get("task_id") in wanted}
+    elif args.resume:
+        print(f"note: nothing to resume in {out} (no {SETTINGS}): starting from the first task", file=sys.stderr)
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(out / SETTINGS, settings, indent=1)
+    atomic_write_text(partial, "".join(json.dumps(r) + "\n" for r in done.values()))  # drops a cut-off line
+    return done
+
+
+def _append_line(path: Path, rec: dict) -> None:
+    with open(path, "a", encoding="utf-8") as f:
+        f.write(json.dumps(rec) + "\n")
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def summary_lines(records: list[dict]) -> list[str]:
+    """What a reader of a full evaluation checks first: tasks the model gave no candidate
+    (and why), and tasks whose prompts lost demonstrations to the context length."""
+    reasons: dict[str, int] = {}
+    for r in records:
+        for why in {w for w in r.get("fallback") or [] if w}:
+            reasons[why] = reasons.get(why, 0) + 1
+    empty = sum(1 for r in records if any(r.get("fallback") or []))
+    why = "; ".join(f"{n}: {w}" for w, n in sorted(reasons.items()))
+    lines = [f"tasks without a candidate from the model: {empty} of {len(records)}" + (f" ({why})" if why else "")]
+    dropped = [max(r.get("dropped") or [0]) for r in records]
+    lines.append(f"tasks with demonstrations dropped to fit --max-context: {sum(d > 0 for d in dropped)} "
+                 f"({sum(dropped)} demonstrations in all)")
+    return lines
+
+
 def _evaluate(args: argparse.Namespace) -> int:
     print = dist.print0  # noqa: A001 - under torchrun only rank 0 prints
     tasks = _select_tasks(args)
-    agent, inf, trainer, memory_fn = _setup(args)
     out = Path(args.output_dir)
+    if args.resume and dist.world_size() > 1:
+        raise ArcEfeError("--resume works for one process: give each shard its own --shard i/n and --output-dir")
+    done = _resume_records(args, out, tasks) if dist.world_size() == 1 else {}
+    agent, inf, trainer, memory_fn = _setup(args)
     submission: dict[str, list] = {}
     records = []
     progress = Progress(len(tasks), not args.no_progress and dist.is_main())
     solved = scored = 0
+    if done:
+        print(f"resuming: {len(done)} of {len(tasks)} tasks already answered in {out / PARTIAL}")
     print(TABLE_HEAD)
     try:
-        for done, task in enumerate(tasks, 1):
-            result = solve_task(agent, task, inf, trainer, memory_fn)
-            rec = eval_record(task, result, args.data, args.solutions, inf.vote_weight)
+        for n, task in enumerate(tasks, 1):
+            if task.id in done:
+                rec = done[task.id]
+            else:
+                result = solve_task(agent, task, inf, trainer, memory_fn)
+                rec = eval_record(task, result, args.data, args.solutions, inf.vote_weight)
+                if dist.world_size() == 1:
+                    _append_line(out / PARTIAL, rec)
+                print(table_row(task, result, rec["correct"]), flush=True)
             submission[task.id] = rec["attempts"]
             records.append(rec)
             if rec["correct"] is not None:
                 scored += 1
                 solved += all(rec["correct"])
-            print(table_row(task, result, rec["correct"]), flush=True)
-            progress.update(done, solved, scored)
+            progress.update(n, solved, scored)
     finally:
         if trainer is not None:
             trainer.close()
@@ -386,7 +471,9 @@ def _evaluate(args: argparse.Namespace) -> int:
     out.mkdir(parents=True, exist_ok=True)
     write_submission(out / "submission.json", submission)
     atomic_write_text(out / "eval.jsonl", "".join(json.dumps(r) + "\n" for r in records))
+    (out / PARTIAL).unlink(missing_ok=True)
     print(f"wrote {out / 'submission.json'} ({len(submission)} tasks) and {out / 'eval.jsonl'}")
+    print("\n".join(summary_lines(records)))
     answered = [t for t in tasks if t.has_answers]
     if answered:
         print("\n".join(report_lines(score_submission(submission, answered), per_task=False)))

@@ -7,6 +7,14 @@ each candidate is mapped back through the view's inverse. Distinct candidates ar
 scored under every view (teacher forcing) and ranked (`selection`): product of experts plus
 votes. The two best become attempt_1 and attempt_2.
 
+Full-size tasks: a prompt holds every demonstration up to `max_len` tokens (evaluate's
+`--max-context`, 8192 by default: every ARC-AGI-1 evaluation task but a few fits), so a task's
+context is as long as the task needs; past it, demonstrations are dropped longest first and
+`OutputResult.dropped` counts them. Every test output gets at least one candidate: greedy
+decoding always ends in a well-formed grid, and when no prompt fits at all (a `max_len`
+smaller than the query itself) the fallback answers the test input as it is (or a blank grid
+of the size the demonstrations agree on), and `OutputResult.fallback` says why.
+
 Solver2 joins through `memory_fn`: given the prompts of a batch, it returns the gated
 readout of the memory bank for each, which is added to the prompt's embeddings both when
 candidates are decoded and when they are scored.
@@ -24,14 +32,17 @@ import torch
 
 from ..data.sequences import view_pairs
 from ..data.tasks import MAX_SIDE, Grid, Task, answer_shape
-from ..data.tokens import SequenceTooLong, encode_task
+from ..data.tokens import Encoded, SequenceTooLong, encode_task
 from ..data.views import View, random_view, rule_colours, rule_keeping_view
 from ..model.agent import Agent
-from .decoding import answer_logliks, dfs_candidates
+from .decoding import dfs_candidates, prompt_logliks
 from .selection import Candidate, grid_key, rank
 from .ttt import TestTimeTrainer, TTTStats
 
 GREEDY_BATCH = 8
+MAX_CONTEXT = 8192  # tokens of a prompt with its answer: a 30x30 test input with its demonstrations
+TOO_LONG = "the query alone is longer than the context"  # OutputResult.fallback
+NOTHING_DECODED = "decoding kept no answer"
 MemoryFn = Callable[[Sequence[Sequence[int]]], "torch.Tensor | None"]
 
 VIEW_KINDS = ("all", "rule")
@@ -48,10 +59,12 @@ class InferenceConfig:
     vote_weight: float = 1.0
     shape_rule: bool = True  # decode only answers of the size every demonstration agrees on (data.answer_shape)
     max_side: int = MAX_SIDE
-    max_len: int = 2048
+    max_len: int = MAX_CONTEXT
     seed: int = 0
 
     def __post_init__(self) -> None:
+        if self.max_len < 64:
+            raise ValueError(f"--max-context must be at least 64 tokens, got {self.max_len}")
         if self.views < 1:
             raise ValueError(f"--views must be at least 1, got {self.views}")
         if self.view_kind not in VIEW_KINDS:
@@ -66,6 +79,8 @@ class InferenceConfig:
 class OutputResult:
     """The ranked candidates of one test output and the two attempts."""
     candidates: list[Candidate]
+    dropped: int = 0  # demonstrations left out of the task-as-it-is prompt to fit max_len
+    fallback: str | None = None  # why the candidates come from the fallback, not from decoding
 
     @property
     def attempts(self) -> list[Grid]:
@@ -99,12 +114,22 @@ def task_views(task: Task, n: int, seed: int = 0, kind: str = "all") -> list[Vie
     return views
 
 
-def _prompt(task: Task, test_index: int, view: View, max_len: int) -> list[int] | None:
+def _encode(task: Task, test_index: int, view: View, max_len: int) -> Encoded | None:
     try:
         return encode_task(view_pairs(task.train, view), view.apply_grid(task.test[test_index].input),
-                           None, max_len).prompt
+                           None, max_len)
     except SequenceTooLong:
         return None
+
+
+def fallback_answer(task: Task, test_index: int) -> Grid:
+    """The answer when the model cannot write one: the test input as it is, or a blank grid of
+    the size every demonstration agrees on when that differs."""
+    grid = task.test[test_index].input
+    shape = answer_shape(task.train, grid)
+    if shape is None or tuple(shape) == grid.shape:
+        return grid.copy()
+    return np.zeros(shape, dtype=grid.dtype)
 
 
 def _decode(agent: Agent, prompts: list[list[int]], memory: torch.Tensor | None,
@@ -131,9 +156,10 @@ def _decode(agent: Agent, prompts: list[list[int]], memory: torch.Tensor | None,
 def solve_output(agent: Agent, task: Task, test_index: int, views: Sequence[View], cfg: InferenceConfig,
                  memory_fn: MemoryFn | None = None) -> OutputResult:
     """Candidates for one test output from every view, scored under every view, ranked."""
-    prompts = [(v, p) for v in views if (p := _prompt(task, test_index, v, cfg.max_len)) is not None]
-    if not prompts:
-        return OutputResult([])
+    encoded = [(v, e) for v in views if (e := _encode(task, test_index, v, cfg.max_len)) is not None]
+    if not encoded:
+        return OutputResult([Candidate(fallback_answer(task, test_index))], len(task.train), TOO_LONG)
+    prompts = [(v, e.prompt) for v, e in encoded]
     memory = memory_fn([p for _, p in prompts]) if memory_fn is not None else None
     found: dict[tuple, Candidate] = {}
     shapes = [answer_shape(view_pairs(task.train, v), v.apply_grid(task.test[test_index].input))
@@ -144,17 +170,20 @@ def solve_output(agent: Agent, task: Task, test_index: int, views: Sequence[View
             grid = view.invert_grid(grid)
             cand = found.setdefault(grid_key(grid), Candidate(grid, from_memory=memory is not None))
             cand.votes += 1
-    # Score the most voted candidates under every view: the product of experts.
+    fallback = None
+    if not found:  # cannot happen with a grid-constrained greedy answer; kept so no output goes empty
+        grid = fallback_answer(task, test_index)
+        found[grid_key(grid)], fallback = Candidate(grid, from_memory=memory is not None), NOTHING_DECODED
+    # Score the most voted candidates under every view: the product of experts. Each view's
+    # prompt runs once and all candidates share its key/value cache.
     scored = sorted(found.values(), key=lambda c: (-c.votes, grid_key(c.grid)))[: cfg.max_scored]
-    pairs = [(c, k) for c in scored for k in range(len(prompts))]
-    mem_rows = None if memory is None else memory[[k for _, k in pairs]]
-    liks = answer_logliks(agent, [prompts[k][1] for _, k in pairs],
-                          [prompts[k][0].apply_grid(c.grid) for c, k in pairs], mem_rows)
-    for (cand, _), lik in zip(pairs, liks):
-        cand.logliks.append(lik.logprob)
-        cand.entropies.append(lik.entropy)
-        cand.tokens = lik.tokens
-    return OutputResult(rank(scored, cfg.vote_weight))
+    for k, (view, prompt) in enumerate(prompts):
+        mem = None if memory is None else memory[k:k + 1]
+        for cand, lik in zip(scored, prompt_logliks(agent, prompt, [view.apply_grid(c.grid) for c in scored], mem)):
+            cand.logliks.append(lik.logprob)
+            cand.entropies.append(lik.entropy)
+            cand.tokens = lik.tokens
+    return OutputResult(rank(scored, cfg.vote_weight), encoded[0][1].dropped, fallback)
 
 
 def solve_task(agent: Agent, task: Task, cfg: InferenceConfig, trainer: TestTimeTrainer | None = None,

@@ -5,7 +5,10 @@ the task's own demonstrations, leave-one-out: each demonstration in turn is the 
 the others are its context, every time under a random view (dihedral x colour permutation
 x demonstration order), so a few pairs become many distinct training sequences and the
 model is pushed towards the rule rather than the pixels. The loss is the EFE risk term
-(cross-entropy of the answer tokens).
+(cross-entropy of the answer tokens). Sequences get the same context as answering
+(`max_len`, every demonstration of a full-size task); a step takes up to `batch` of them
+but stops adding once `max_tokens` would be passed (one at least), so a step of a 30x30
+task costs a few seconds on a CPU rather than a minute.
 
 What trains, `mode`:
 - `full`: every weight, for small backbones (from-scratch systems learn each task this
@@ -67,7 +70,8 @@ class TTTConfig:
     mode: str = "auto"  # "auto", "full" or "lora"
     batch: int = 8  # sequences per step
     seconds: float | None = None  # wall-clock budget per task; stops early when spent
-    max_len: int = 2048
+    max_len: int = 8192  # tokens of one sequence, as in answering (pipeline.MAX_CONTEXT)
+    max_tokens: int = 8192  # tokens of one step: fewer than `batch` sequences when they are long
     seed: int = 0
     views: str = "all"  # what varies between training sequences: see TTT_VIEWS
 
@@ -76,8 +80,8 @@ class TTTConfig:
             raise ValueError(f"test-time training views must be one of {', '.join(TTT_VIEWS)}, got {self.views!r}")
         if self.mode not in ("auto", "full", "lora"):
             raise ValueError(f"test-time training mode must be auto, full or lora, got {self.mode!r}")
-        if self.steps < 0 or self.batch < 1 or self.rank < 1 or self.lr <= 0:
-            raise ValueError("test-time training needs steps >= 0, batch >= 1, rank >= 1 and lr > 0")
+        if self.steps < 0 or self.batch < 1 or self.rank < 1 or self.lr <= 0 or self.max_tokens < 1:
+            raise ValueError("test-time training needs steps >= 0, batch >= 1, rank >= 1, lr > 0 and max_tokens >= 1")
 
     @property
     def enabled(self) -> bool:
@@ -169,7 +173,7 @@ class TestTimeTrainer:
     def _examples(self, task: Task, rng: np.random.Generator):
         queries = make_queries([task], "train")
         fixed = rule_colours(task.train) if self.cfg.views == "rule" else None
-        out = []
+        out, tokens = [], 0
         for k in rng.integers(len(queries), size=self.cfg.batch):
             q = queries[int(k)]
             try:
@@ -177,9 +181,13 @@ class TestTimeTrainer:
                     view = rule_keeping_view(rng, len(q.context), fixed)
                 else:
                     view = random_view(rng, len(q.context), **TTT_VIEWS[self.cfg.views])
-                out.append(forward_example(q, view, self.cfg.max_len))
+                example = forward_example(q, view, self.cfg.max_len)
             except SequenceTooLong:
                 continue
+            if out and tokens + len(example.tokens) > self.cfg.max_tokens:
+                break  # the step is full
+            out.append(example)
+            tokens += len(example.tokens)
         return out
 
     def _train(self, task: Task) -> TTTStats:
