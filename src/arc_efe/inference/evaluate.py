@@ -38,7 +38,7 @@ from pathlib import Path
 
 import torch
 
-from ..data.files import atomic_write_json, atomic_write_text, read_jsonl, read_safetensors
+from ..data.files import atomic_write_bytes, atomic_write_json, atomic_write_text, read_jsonl, read_safetensors
 from ..data.positions import DEFAULT_POSITIONS, POSITIONS
 from ..data.scoring import make_entry, read_submission, report_lines, score_submission, write_submission
 from ..data.sequences import Example
@@ -171,6 +171,12 @@ def add_inference_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--ttt-seconds", type=float, default=None,
                    help=f"wall-clock budget of test-time training per task (default on a CPU: {CPU_TTT_SECONDS:g}, "
                         "so a slow machine stays predictable; answering takes a few seconds more)")
+    g.add_argument("--joint-seconds", type=float, default=0.0,
+                   help="before answering, train on the demonstrations of all the tasks being answered together "
+                        "(never a test output) for this many seconds; each task's own test-time training then "
+                        "starts from there. The weights are kept in OUTPUT_DIR/joint.safetensors for --resume")
+    g.add_argument("--joint-steps", type=int, default=TTT_STEP_CAP,
+                   help="at most this many joint training steps (with --joint-seconds)")
     g.add_argument("--ttt-views", choices=(AUTO, *TTT_VIEWS), default=AUTO,
                    help="what varies between test-time training sequences: all (dihedral x colours x "
                         "demonstration order), geometry (no colour permutation), colours (no dihedral "
@@ -302,7 +308,8 @@ def eval_record(task: Task, result: TaskResult, source: str, solutions: str | No
 
 
 # --- commands -------------------------------------------------------------------------
-def _select_tasks(args: argparse.Namespace) -> list[Task]:
+def _select_tasks(args: argparse.Namespace) -> tuple[list[Task], list[Task]]:
+    """(this shard's tasks, every task of the evaluation: what joint training learns from)."""
     tasks = load_tasks(args.data, args.solutions, args.skip_invalid, seed=args.seed,
                        count=args.max_tasks or 200).tasks
     if args.task_ids:
@@ -313,7 +320,7 @@ def _select_tasks(args: argparse.Namespace) -> list[Task]:
             raise ArcEfeError(f"{args.data}: no task {', '.join(sorted(missing))}")
     tasks = tasks[: args.max_tasks] if args.max_tasks else tasks
     i, n = parse_shard(args.shard)
-    return tasks[i - 1::n]
+    return tasks[i - 1::n], tasks
 
 
 def model_path(args: argparse.Namespace) -> Path | None:
@@ -334,7 +341,10 @@ def model_line(args: argparse.Namespace, path: Path | None) -> str:
     return f"model: {path}"
 
 
-def _setup(args: argparse.Namespace):
+def _setup(args: argparse.Namespace, joint_tasks: list[Task] | None = None, out: Path | None = None):
+    """(agent, inference settings, test-time trainer or None, memory function). With
+    `--joint-seconds`, the trainer first trains on `joint_tasks` together (or loads what an
+    earlier run of this evaluation saved in `out`)."""
     device = dist.init(args.device)  # under torchrun: this rank's device
     torch.manual_seed(args.seed)
     run_dir = model_path(args)
@@ -347,8 +357,33 @@ def _setup(args: argparse.Namespace):
     if run_dir is None and not ttt.enabled:
         dist.print0("note: a fresh, untrained backbone without test-time training (--ttt-steps) answers "
                     "at random", file=sys.stderr)
-    trainer = TestTimeTrainer(agent, ttt) if ttt.enabled else None
+    joint = getattr(args, "joint_seconds", 0.0) > 0 and joint_tasks
+    trainer = TestTimeTrainer(agent, ttt, joint=bool(joint)) if ttt.enabled or joint else None
+    if joint:
+        _joint_training(args, trainer, joint_tasks, out)
     return agent, inf, trainer, memory_function(agent, solver2, bank)
+
+
+JOINT = "joint.safetensors"
+
+
+def _joint_training(args: argparse.Namespace, trainer: TestTimeTrainer, tasks: list[Task], out: Path | None) -> None:
+    saved = None if out is None else out / JOINT
+    if saved is not None and args.resume and saved.is_file():
+        try:
+            trainer.load_joint_state(read_safetensors(saved, "joint training weights"))
+        except ValueError as e:
+            raise ArcEfeError(f"{saved}: {e}") from None
+        dist.print0(f"joint training: the weights of {saved} (trained before this resume)", flush=True)
+        return
+    stats = trainer.fit_jointly(tasks, args.joint_steps, args.joint_seconds)
+    loss = "" if stats.first_loss is None else f", loss {stats.first_loss:.3f} -> {stats.last_loss:.3f}"
+    dist.print0(f"joint training on the demonstrations of {len(tasks)} tasks: {stats.steps} steps in "
+                f"{stats.seconds:.0f} s{loss}", flush=True)
+    if saved is not None and dist.is_main():
+        from safetensors.torch import save
+
+        atomic_write_bytes(saved, save(trainer.joint_state()))
 
 
 def evaluate(args: argparse.Namespace) -> int:
@@ -424,12 +459,12 @@ def summary_lines(records: list[dict]) -> list[str]:
 
 def _evaluate(args: argparse.Namespace) -> int:
     print = dist.print0  # noqa: A001 - under torchrun only rank 0 prints
-    tasks = _select_tasks(args)
+    tasks, every_task = _select_tasks(args)
     out = Path(args.output_dir)
     if args.resume and dist.world_size() > 1:
         raise ArcEfeError("--resume works for one process: give each shard its own --shard i/n and --output-dir")
     done = _resume_records(args, out, tasks) if dist.world_size() == 1 else {}
-    agent, inf, trainer, memory_fn = _setup(args)
+    agent, inf, trainer, memory_fn = _setup(args, every_task, out)
     submission: dict[str, list] = {}
     records = []
     progress = Progress(len(tasks), not args.no_progress and dist.is_main())

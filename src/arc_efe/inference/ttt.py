@@ -25,6 +25,12 @@ Use:
     with trainer.adapted(task) as stats:
         ... decode with `agent` ...
     trainer.close()  # removes the adapter layers (lora)
+
+Joint training (`fit_jointly`, evaluate's `--joint-seconds`): before any task is answered, the
+model trains on the demonstrations of all the tasks being answered together (leave-one-out
+queries under views, never a test output), and each task's own test-time training, if any,
+then starts from there. What this is worth against per-task training at equal CPU time is
+measured by benchmarks/joint_training.py.
 """
 
 from __future__ import annotations
@@ -35,15 +41,16 @@ import math
 import time
 import warnings
 from dataclasses import dataclass
-from typing import Iterator
+from typing import Callable, Iterator, Sequence
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..data.dataset import make_queries
-from ..data.sequences import collate, forward_example
+from ..data.dataset import Query, make_queries
+from ..data.packing import make_batch
+from ..data.sequences import Example, forward_example
 from ..data.tasks import Task
 from ..data.tokens import SequenceTooLong
 from ..data.views import random_view, rule_colours, rule_keeping_view
@@ -103,14 +110,16 @@ def _task_seed(seed: int, task_id: str) -> int:
 class TestTimeTrainer:
     __test__ = False  # not a pytest test class despite its name
 
-    def __init__(self, agent: Agent, cfg: TTTConfig):
+    def __init__(self, agent: Agent, cfg: TTTConfig, joint: bool = False):
+        """`joint`: `fit_jointly` will train too (so a lora adapter is needed even without per-task steps)."""
         self.agent = agent
         self.cfg = cfg
         n_params = sum(p.numel() for p in agent.backbone.parameters())
         self.mode = cfg.mode if cfg.mode != "auto" else ("full" if n_params <= FULL_MAX_PARAMS else "lora")
         self._requires_grad = {n: p.requires_grad for n, p in agent.backbone.named_parameters()}
         self._wrapped = False
-        if self.mode == "lora" and cfg.enabled:
+        self._adapter = self.mode == "lora" and (cfg.enabled or joint)
+        if self._adapter:
             self._add_adapter()
         self.params = self._trainable()
         self._initial = [p.detach().clone() for p in self.params]
@@ -144,7 +153,7 @@ class TestTimeTrainer:
 
     def close(self) -> None:
         """Remove the adapter layers (lora) and restore which weights were trainable."""
-        if self.mode == "lora" and self.cfg.enabled:
+        if self._adapter:
             backbone = self.agent.backbone
             if self._wrapped:
                 self.agent.backbone = backbone.unload()
@@ -170,19 +179,28 @@ class TestTimeTrainer:
                     p.copy_(p0)
             self.agent.eval()
 
-    def _examples(self, task: Task, rng: np.random.Generator):
+    def _example(self, query: Query, rng: np.random.Generator, fixed) -> Example | None:
+        """One leave-one-out training sequence of a demonstration under a random view."""
+        try:
+            if self.cfg.views == "rule":
+                view = rule_keeping_view(rng, len(query.context), fixed)
+            else:
+                view = random_view(rng, len(query.context), **TTT_VIEWS[self.cfg.views])
+            return forward_example(query, view, self.cfg.max_len)
+        except SequenceTooLong:
+            return None
+
+    def _examples(self, task: Task, rng: np.random.Generator) -> list[Example]:
         queries = make_queries([task], "train")
         fixed = rule_colours(task.train) if self.cfg.views == "rule" else None
+        return self._fill(lambda: self._example(queries[int(rng.integers(len(queries)))], rng, fixed))
+
+    def _fill(self, draw: Callable[[], Example | None]) -> list[Example]:
+        """Up to `batch` drawn sequences, stopping before `max_tokens` would be passed (one at least)."""
         out, tokens = [], 0
-        for k in rng.integers(len(queries), size=self.cfg.batch):
-            q = queries[int(k)]
-            try:
-                if self.cfg.views == "rule":
-                    view = rule_keeping_view(rng, len(q.context), fixed)
-                else:
-                    view = random_view(rng, len(q.context), **TTT_VIEWS[self.cfg.views])
-                example = forward_example(q, view, self.cfg.max_len)
-            except SequenceTooLong:
+        for _ in range(self.cfg.batch):
+            example = draw()
+            if example is None:
                 continue
             if out and tokens + len(example.tokens) > self.cfg.max_tokens:
                 break  # the step is full
@@ -191,28 +209,32 @@ class TestTimeTrainer:
         return out
 
     def _train(self, task: Task) -> TTTStats:
-        stats = TTTStats()
         if len(task.train) < 2:
-            return stats  # leave-one-out needs two demonstrations
+            return TTTStats()  # leave-one-out needs two demonstrations
+        rng = np.random.default_rng(_task_seed(self.cfg.seed, task.id))
+        return self._fit(lambda: self._examples(task, rng), self.cfg.steps, self.cfg.seconds)
+
+    def _fit(self, draw: Callable[[], list[Example]], steps: int, seconds: float | None) -> TTTStats:
+        """Optimizer steps on drawn sequences (the EFE risk term) until `steps` or `seconds` run out."""
+        stats = TTTStats()
         start = time.time()
-        agent, cfg = self.agent, self.cfg
+        agent = self.agent
         device = next(agent.backbone.parameters()).device
         dtype = next(agent.backbone.parameters()).dtype
         for p in self.params:
             p.requires_grad_(True)
-        opt = torch.optim.AdamW(self.params, lr=cfg.lr, weight_decay=0.0)
-        rng = np.random.default_rng(_task_seed(cfg.seed, task.id))
+        opt = torch.optim.AdamW(self.params, lr=self.cfg.lr, weight_decay=0.0)
         losses: list[float] = []
         agent.train()
-        for _ in range(cfg.steps):
-            if cfg.seconds is not None and time.time() - start >= cfg.seconds:
+        for _ in range(steps):
+            if seconds is not None and time.time() - start >= seconds:
                 break
-            examples = self._examples(task, rng)
+            examples = draw()
             if not examples:
                 break  # no demonstration fits max_len
-            batch = collate(examples).to(device)
+            batch = make_batch(examples, None).to(device)  # one packed row: sequences of any lengths
             with autocast(device, dtype):
-                logits = agent(batch.input_ids, batch.attention_mask)
+                logits = agent(batch.input_ids, **batch.model_inputs())
             loss = F.cross_entropy(logits[batch.rows, batch.cols].float(), batch.targets) / math.log(logits.shape[-1])
             opt.zero_grad(set_to_none=True)
             loss.backward()
@@ -226,3 +248,44 @@ class TestTimeTrainer:
             stats.last_loss = float(np.mean(losses[-4:]))
         stats.seconds = time.time() - start
         return stats
+
+    # --- all tasks together -----------------------------------------------------------
+    def fit_jointly(self, tasks: Sequence[Task], steps: int, seconds: float | None) -> TTTStats:
+        """Train on the demonstrations of all `tasks` together and keep the result.
+
+        Each step draws sequences of tasks picked at random (every task equally often), each a
+        leave-one-out query of that task's demonstrations under a random view: no test input
+        or output is ever in a sequence. The weights reached become the start of every task's
+        own test-time training (`adapted` goes back to them after each task)."""
+        pool = [(make_queries([t], "train"), rule_colours(t.train) if self.cfg.views == "rule" else None)
+                for t in tasks if len(t.train) >= 2]
+        if not pool or steps <= 0:
+            return TTTStats()
+        rng = np.random.default_rng(_task_seed(self.cfg.seed, "joint:" + ",".join(t.id for t in tasks)))
+
+        def draw_one() -> Example | None:
+            queries, fixed = pool[int(rng.integers(len(pool)))]
+            return self._example(queries[int(rng.integers(len(queries)))], rng, fixed)
+
+        stats = self._fit(lambda: self._fill(draw_one), steps, seconds)
+        self._initial = [p.detach().clone() for p in self.params]
+        return stats
+
+    def joint_state(self) -> dict[str, torch.Tensor]:
+        """The trained weights (names as in the backbone), to save after `fit_jointly`."""
+        ids = {id(p) for p in self.params}
+        return {n: p.detach().cpu().contiguous() for n, p in self.agent.backbone.named_parameters() if id(p) in ids}
+
+    def load_joint_state(self, state: dict[str, torch.Tensor]) -> None:
+        """Weights saved by `joint_state`: the start of every task's test-time training."""
+        named = dict(self.agent.backbone.named_parameters())
+        ids = {id(p) for p in self.params}
+        wrong = sorted(n for n in state if n not in named or id(named[n]) not in ids or named[n].shape != state[n].shape)
+        missing = sorted(n for n, p in named.items() if id(p) in ids and n not in state)
+        if wrong or missing:
+            raise ValueError(f"joint weights do not fit this model ({len(wrong)} unknown, {len(missing)} missing"
+                             f"{': ' + (wrong + missing)[0] if wrong or missing else ''})")
+        with torch.no_grad():
+            for n, t in state.items():
+                named[n].copy_(t.to(named[n].device, named[n].dtype))
+        self._initial = [p.detach().clone() for p in self.params]
