@@ -5,12 +5,13 @@ pretrained model that gives exactly the same logits with zero-initialised positi
 import numpy as np
 import pytest
 import torch
+from torch import nn
 from transformers import Qwen2Config, Qwen2ForCausalLM
 
 from arc_efe.data.packing import pack
 from arc_efe.data.positions import (MATCH_NO, MATCH_NONE, MATCH_YES, NO_COLOUR, NO_PLACE, PAIRED, ROLE_ANSWER,
                                     ROLE_DEMO_IN, ROLE_DEMO_OUT, ROLE_DRAFT, ROLE_NONE, ROLE_TEST_IN, embed,
-                                    grid_places)
+                                    GridPositions, grid_places, newest_places)
 from arc_efe.data.sequences import Example, collate
 from arc_efe.data.tasks import Pair
 from arc_efe.data.tokens import BOS, END, IN, OUT, PAD, ROW, answer_tokens, encode_task
@@ -192,6 +193,20 @@ def test_paired_colours_in_packed_batches_and_while_decoding():
             for t in range(e.answer_start, len(e.tokens)):
                 so_far = torch.tensor([[PAD] * 3 + e.tokens[: t + 1]])
                 assert torch.equal(grid_places(so_far, paired=True, matches=matches)[0, -1], whole[t]), t
+
+
+@pytest.mark.parametrize("kind", ["2d-mirror", "2d-match"])
+def test_the_newest_tokens_place_from_the_tail_equals_its_place_in_the_whole_batch(kind):
+    """Decoders read only BOS and the tail from the last IN: the same places as the whole
+    left-padded batch, for rows whose last IN sits at different columns."""
+    holder = nn.Module()
+    holder.arc_positions = GridPositions(8, kind)
+    examples = examples_of_ragged_sizes()[:3]
+    for step in range(6):
+        rows = [e.tokens[: e.answer_start + step] for e in examples]
+        width = max(map(len, rows))
+        ids = torch.tensor([[PAD] * (width - len(r)) + r for r in rows])
+        assert torch.equal(newest_places(holder, ids), holder.arc_positions.places(ids)[:, -1:]), step
 
 
 def tiny_agent(positions="2d-mirror", seed=0):

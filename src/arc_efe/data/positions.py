@@ -48,8 +48,10 @@ rotary 1D positions stay as they are). Zero-initialised (`zero_init`, used for p
 backbones) it changes nothing until training moves it. `--positions 1d` leaves it out.
 
 The places depend only on the tokens, so packed rows (each sequence starts with BOS),
-left-padded decoding prompts and teacher forcing all agree; an incremental decoder computes
-the places of the whole sequence so far and takes the last (`grid_places(...)[:, -1:]`).
+left-padded decoding prompts and teacher forcing all agree; an incremental decoder needs the
+place of the newest token only (`newest_places`), which depends on nothing before the
+sequence's last IN (the query input, its answer so far, any drafts), so it reads BOS and that
+tail rather than a whole prompt of thousands of tokens at every step.
 """
 
 from __future__ import annotations
@@ -273,6 +275,20 @@ def backbone_places(backbone: nn.Module, ids: torch.Tensor) -> torch.Tensor | No
     """The places of `ids` (B, L) that the backbone's grid positions read, or None without them."""
     grid = grid_module(backbone)
     return None if grid is None else grid.places(ids)
+
+
+def newest_places(backbone: nn.Module, ids: torch.Tensor) -> torch.Tensor | None:
+    """`backbone_places(backbone, ids)[:, -1:]` for rows that hold a query's last IN (incremental
+    decoding), computed from BOS and the tail from the earliest last IN of the rows."""
+    grid = grid_module(backbone)
+    if grid is None:
+        return None
+    is_in = ids == IN
+    if not bool(is_in.any(-1).all()):
+        return grid.places(ids)[:, -1:]
+    start = int(_last_index(is_in)[:, -1].min())
+    tail = torch.cat([torch.full_like(ids[:, :1], BOS), ids[:, start:]], 1)
+    return grid.places(tail)[:, -1:]
 
 
 def position_parameters(backbone: nn.Module) -> list[nn.Parameter]:

@@ -27,7 +27,7 @@ from typing import Sequence
 import torch
 import torch.nn.functional as F
 
-from ..data.positions import backbone_places, grid_module
+from ..data.positions import backbone_places, grid_module, newest_places
 from ..data.tasks import MAX_SIDE, Grid
 from ..data.tokens import END, PAD, answer_tokens, try_decode_grid
 from ..model.agent import CACHE_KEY, Agent, GridConstraint
@@ -96,9 +96,8 @@ def dfs_candidates(agent: Agent, prompt: Sequence[int], min_prob: float = 0.1, m
         cache.crop(prompt_len + len(node.tokens) - 1 - cache.get_seq_length())
         pos = torch.tensor([[prompt_len + len(node.tokens) - 1]], device=device)
         tok = torch.tensor([[node.tokens[-1]]], device=device)
-        places = None
-        if grid_module(backbone) is not None:  # the new token's place in the grid being written
-            places = backbone_places(backbone, torch.tensor([list(prompt) + node.tokens], device=device))[:, -1:]
+        # the new token's place in the grid being written
+        places = newest_places(backbone, torch.tensor([list(prompt) + node.tokens], device=device))
         out = backbone(inputs_embeds=agent._embed(tok, memory, places), position_ids=pos, use_cache=True,
                        **{CACHE_KEY: cache})
         cache = getattr(out, CACHE_KEY)

@@ -22,7 +22,7 @@ from transformers.modeling_outputs import CausalLMOutputWithPast
 
 from ..data.dataset import Query
 from ..data.packing import ATTENTION
-from ..data.positions import backbone_places, embed
+from ..data.positions import embed, newest_places
 from ..data.tasks import MAX_SIDE, NUM_COLOURS, Grid, answer_shape
 from ..data.sequences import view_pairs
 from ..data.tokens import END, PAD, ROW, VOCAB_SIZE, SequenceTooLong, encode_task, try_decode_grid
@@ -143,8 +143,7 @@ class Agent(nn.Module):
                 break
             mask = torch.cat([mask, mask.new_ones(b, 1)], 1)
             written = torch.cat([written, tokens[:, None]], 1)
-            places = backbone_places(self.backbone, written)
-            places = None if places is None else places[:, -1:]
+            places = newest_places(self.backbone, written)
             out = self.backbone(inputs_embeds=self._embed(tokens[:, None], memory, places), attention_mask=mask,
                                 position_ids=next_pos, use_cache=True, **{CACHE_KEY: cache})
             cache = getattr(out, CACHE_KEY)
