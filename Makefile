@@ -39,12 +39,13 @@ demo: $(STAMP)
 
 # The pretraining recipe (README, "Pretraining on generated tasks"): generated tasks of the seven
 # calibration families and of all 53 families with grids growing from 3x3 to 8x8, mixed with
-# ARC-AGI-1 training tasks under views; the risk term alone, no memory. About 90 minutes on one CPU
+# ARC-AGI-1 training tasks under views (those outside the development split arc-agi-1/dev, on
+# which choices are made); the risk term alone, no memory. About 90 minutes on one CPU
 # core (models/arc-efe-tiny was made by it with --positions 2d-mirror, before 2d-paired and 2d-match existed); set PRETRAIN_ARGS to change it, e.g. PRETRAIN_ARGS='--device cuda --model-name small'.
 CALIBRATION := colour_permutation,swap_colours,flip_lr,flip_ud,rotate_90,rotate_180,transpose
 PRETRAIN_ARGS ?= --device cpu
 pretrain: $(STAMP)
-	$(PY) -m arc_efe train --data synthetic/$(CALIBRATION):8+synthetic:8+arc-agi-1/training \
+	$(PY) -m arc_efe train --data synthetic/$(CALIBRATION):8+synthetic:8+arc-agi-1/training-no-dev \
 		--mix 0.55,0.35,0.1 --curriculum --positions 2d-match --model-name tiny --epochs 8 --max-batches 1800 \
 		--batch-size 8 --agent-lr 1e-3 --warmup-steps 100 --max-len 768 --risk-weight 1 \
 		--consistency-weight 0 --bidirectional-weight 0 --step-weight 0 --no-memory --icl-tasks 64 \

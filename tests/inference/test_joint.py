@@ -8,7 +8,7 @@ import torch
 from arc_efe.cli import main
 from arc_efe.data.packing import make_batch
 from arc_efe.data.tasks import Pair, Task
-from arc_efe.data.tokens import ROW
+from arc_efe.data.tokens import IN, ROW
 from arc_efe.inference import ttt as ttt_module
 from arc_efe.inference.ttt import TestTimeTrainer, TTTConfig
 from arc_efe.model.agent import Agent
@@ -85,3 +85,40 @@ def test_evaluate_with_joint_training_then_resume_reuses_the_saved_weights(tmp_p
     assert f"joint training: the weights of {out / 'joint.safetensors'}" in text
     attempts = lambda text: [json.loads(x)["attempts"] for x in text.splitlines()]  # noqa: E731
     assert len(attempts(first)) == 3 and attempts((out / "eval.jsonl").read_text()) == attempts(first)
+
+
+def test_task_vectors_train_on_single_demonstration_pairs_and_answer_each_view_with_its_vector(monkeypatch):
+    from arc_efe.inference import task_vectors
+    from arc_efe.inference.pipeline import InferenceConfig, solve_task
+    from arc_efe.inference.task_vectors import TaskVectors, fit_pairs
+
+    torch.manual_seed(0)
+    agent = Agent(load_backbone(BackboneConfig(), torch.device("cpu"), torch.float32))
+    tasks = [_task(k) for k in range(3)]
+    vectors = TaskVectors(tasks, views=2, hidden=agent.backbone.get_input_embeddings().embedding_dim)
+    seen = []
+
+    def spy(examples, rows_of, packed=True):
+        seen.extend(examples)
+        return make_batch(examples, rows_of, packed)
+
+    monkeypatch.setattr(task_vectors, "make_batch", spy)
+    before = vectors.table.detach().clone()
+    stats = fit_pairs(agent, vectors, steps=4, seconds=None, batch=4)
+    assert stats.steps == 4 and len(seen) == 16
+    # one pair per sequence (one IN), 3x3 grids only: no test input or output
+    assert all(e.tokens.count(IN) == 1 for e in seen)
+    assert set().union(*(_row_widths(e.tokens) for e in seen)) == {DEMO}
+    assert not torch.equal(vectors.table, before)
+    # answering: each view's prompt holds the test input alone, and gets that view's vector
+    calls = []
+    memory_fn = vectors.memory_fn(tasks[1])
+
+    def recording(prompts):
+        calls.append([list(p) for p in prompts])
+        return memory_fn(prompts)
+
+    cfg = InferenceConfig(views=2, decoder="greedy", max_side=TEST_OUT, in_context=False)
+    result = solve_task(agent, tasks[1], cfg, memory_fn=recording)
+    assert result.outputs[0].attempts and len(calls) == 1 and len(calls[0]) == 2
+    assert all(p.count(IN) == 1 for p in calls[0])  # IN once: no demonstration in the prompt

@@ -61,6 +61,7 @@ class InferenceConfig:
     max_side: int = MAX_SIDE
     max_len: int = MAX_CONTEXT
     seed: int = 0
+    in_context: bool = True  # prompts hold the demonstrations; False: the test input alone (task_vectors.py)
 
     def __post_init__(self) -> None:
         if self.max_len < 64:
@@ -114,10 +115,10 @@ def task_views(task: Task, n: int, seed: int = 0, kind: str = "all") -> list[Vie
     return views
 
 
-def _encode(task: Task, test_index: int, view: View, max_len: int) -> Encoded | None:
+def _encode(task: Task, test_index: int, view: View, max_len: int, in_context: bool = True) -> Encoded | None:
     try:
-        return encode_task(view_pairs(task.train, view), view.apply_grid(task.test[test_index].input),
-                           None, max_len)
+        return encode_task(view_pairs(task.train, view) if in_context else [],
+                           view.apply_grid(task.test[test_index].input), None, max_len)
     except SequenceTooLong:
         return None
 
@@ -156,7 +157,7 @@ def _decode(agent: Agent, prompts: list[list[int]], memory: torch.Tensor | None,
 def solve_output(agent: Agent, task: Task, test_index: int, views: Sequence[View], cfg: InferenceConfig,
                  memory_fn: MemoryFn | None = None) -> OutputResult:
     """Candidates for one test output from every view, scored under every view, ranked."""
-    encoded = [(v, e) for v in views if (e := _encode(task, test_index, v, cfg.max_len)) is not None]
+    encoded = [(v, e) for v in views if (e := _encode(task, test_index, v, cfg.max_len, cfg.in_context)) is not None]
     if not encoded:
         return OutputResult([Candidate(fallback_answer(task, test_index))], len(task.train), TOO_LONG)
     prompts = [(v, e.prompt) for v, e in encoded]
