@@ -341,10 +341,9 @@ def model_line(args: argparse.Namespace, path: Path | None) -> str:
     return f"model: {path}"
 
 
-def _setup(args: argparse.Namespace, joint_tasks: list[Task] | None = None, out: Path | None = None):
-    """(agent, inference settings, test-time trainer or None, memory function). With
-    `--joint-seconds`, the trainer first trains on `joint_tasks` together (or loads what an
-    earlier run of this evaluation saved in `out`)."""
+def _setup(args: argparse.Namespace, joint: bool = False):
+    """(agent, inference settings, test-time trainer or None, memory function). `joint`: the
+    trainer will also train on all the tasks together (`_joint_training`)."""
     device = dist.init(args.device)  # under torchrun: this rank's device
     torch.manual_seed(args.seed)
     run_dir = model_path(args)
@@ -357,19 +356,18 @@ def _setup(args: argparse.Namespace, joint_tasks: list[Task] | None = None, out:
     if run_dir is None and not ttt.enabled:
         dist.print0("note: a fresh, untrained backbone without test-time training (--ttt-steps) answers "
                     "at random", file=sys.stderr)
-    joint = getattr(args, "joint_seconds", 0.0) > 0 and joint_tasks
-    trainer = TestTimeTrainer(agent, ttt, joint=bool(joint)) if ttt.enabled or joint else None
-    if joint:
-        _joint_training(args, trainer, joint_tasks, out)
+    trainer = TestTimeTrainer(agent, ttt, joint=joint) if ttt.enabled or joint else None
     return agent, inf, trainer, memory_function(agent, solver2, bank)
 
 
 JOINT = "joint.safetensors"
 
 
-def _joint_training(args: argparse.Namespace, trainer: TestTimeTrainer, tasks: list[Task], out: Path | None) -> None:
-    saved = None if out is None else out / JOINT
-    if saved is not None and args.resume and saved.is_file():
+def _joint_training(args: argparse.Namespace, trainer: TestTimeTrainer, tasks: list[Task], out: Path) -> None:
+    """Train on the demonstrations of all `tasks` together (`--joint-seconds`), or, with
+    --resume, load the weights an earlier run of this evaluation saved in `out`."""
+    saved = out / JOINT
+    if args.resume and saved.is_file():
         try:
             trainer.load_joint_state(read_safetensors(saved, "joint training weights"))
         except ValueError as e:
@@ -380,7 +378,7 @@ def _joint_training(args: argparse.Namespace, trainer: TestTimeTrainer, tasks: l
     loss = "" if stats.first_loss is None else f", loss {stats.first_loss:.3f} -> {stats.last_loss:.3f}"
     dist.print0(f"joint training on the demonstrations of {len(tasks)} tasks: {stats.steps} steps in "
                 f"{stats.seconds:.0f} s{loss}", flush=True)
-    if saved is not None and dist.is_main():
+    if dist.is_main():
         from safetensors.torch import save
 
         atomic_write_bytes(saved, save(trainer.joint_state()))
@@ -463,8 +461,10 @@ def _evaluate(args: argparse.Namespace) -> int:
     out = Path(args.output_dir)
     if args.resume and dist.world_size() > 1:
         raise ArcEfeError("--resume works for one process: give each shard its own --shard i/n and --output-dir")
-    done = _resume_records(args, out, tasks) if dist.world_size() == 1 else {}
-    agent, inf, trainer, memory_fn = _setup(args, every_task, out)
+    agent, inf, trainer, memory_fn = _setup(args, joint=args.joint_seconds > 0)
+    done = _resume_records(args, out, tasks) if dist.world_size() == 1 else {}  # once the model has loaded
+    if args.joint_seconds > 0:
+        _joint_training(args, trainer, every_task, out)
     submission: dict[str, list] = {}
     records = []
     progress = Progress(len(tasks), not args.no_progress and dist.is_main())
@@ -518,6 +518,8 @@ def _evaluate(args: argparse.Namespace) -> int:
 
 
 def solve(args: argparse.Namespace) -> int:
+    if args.joint_seconds > 0:
+        raise ArcEfeError("--joint-seconds trains on all the tasks of an evaluation: use arc-efe evaluate")
     tasks = load_tasks(args.task_file, None, False).tasks
     agent, inf, trainer, memory_fn = _setup(args)
     colour = not args.no_color and (args.color or sys.stdout.isatty())
