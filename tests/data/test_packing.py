@@ -117,3 +117,29 @@ def test_gradient_checkpointing_gives_the_same_step(tasks_file, tmp_path):
     assert g_ckpt.keys() == g_plain.keys()
     for name, g in g_plain.items():
         assert (g_ckpt[name] - g).norm() <= 1e-5 * g.norm().clamp_min(1e-12), name
+
+
+@pytest.mark.parametrize("masked", [False, True])
+def test_the_decoding_step_attention_equals_sdpa_with_grouped_heads_and_left_padding(masked):
+    from types import SimpleNamespace
+
+    from transformers.integrations.sdpa_attention import sdpa_attention_forward
+
+    from arc_efe.data.packing import decode_step_attention
+
+    torch.manual_seed(0)
+    module = SimpleNamespace(num_key_value_groups=2, is_causal=True)
+    query, key, value = torch.randn(3, 4, 1, 16), torch.randn(3, 2, 40, 16), torch.randn(3, 2, 40, 16)
+    mask = None
+    if masked:  # rows padded on the left by 0, 7 and 20 positions
+        mask = torch.ones(3, 1, 1, 40, dtype=torch.bool)
+        mask[1, ..., :7] = False
+        mask[2, ..., :20] = False
+    ours, _ = decode_step_attention(module, query, key, value, mask, 0.25)
+    theirs, _ = sdpa_attention_forward(module, query, key, value, mask, scaling=0.25)
+    assert ours.shape == theirs.shape == (3, 1, 4, 16)
+    assert torch.allclose(ours, theirs, atol=1e-5)
+    if masked:  # what a padded key holds must not matter
+        value[2, :, :20] = 1e3
+        again, _ = decode_step_attention(module, query, key, value, mask, 0.25)
+        assert torch.allclose(again, ours, atol=1e-5)

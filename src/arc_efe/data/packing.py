@@ -101,6 +101,8 @@ ATTENTION = "arc_packed_sdpa"
 def packed_sdpa_attention(module, query, key, value, attention_mask, packed_segments=None, **kwargs):
     from transformers.integrations.sdpa_attention import sdpa_attention_forward
 
+    if query.shape[2] == 1 and query.device.type == "cpu" and not query.requires_grad:
+        return decode_step_attention(module, query, key, value, attention_mask, kwargs.get("scaling"))
     if packed_segments is None or query.shape[2] != key.shape[2]:
         return sdpa_attention_forward(module, query, key, value, attention_mask, **kwargs)
     rows = []
@@ -110,6 +112,29 @@ def packed_sdpa_attention(module, query, key, value, attention_mask, packed_segm
                  for s, e in segments]
         rows.append(torch.cat(parts, dim=1))  # (1, L, heads, head_dim)
     return torch.cat(rows), None
+
+
+def decode_step_attention(module, query, key, value, attention_mask, scaling=None):
+    """Attention of one new token per row over a key/value cache, in plain matrix products.
+
+    On a CPU, sdpa's kernels are slow for a single query against thousands of cached keys
+    with a padding mask (a batch of left-padded prompts while decoding): about 2x slower than
+    these two products at 6,500 keys, 8 rows. Same result; the heads that share a key/value
+    head (grouped-query attention) are multiplied together."""
+    b, heads, _, dim = query.shape
+    kv_heads = key.shape[1]
+    q = query.reshape(b, kv_heads, heads // kv_heads, dim)  # repeat_kv's order: head = kv head * groups + g
+    scale = dim ** -0.5 if scaling is None else scaling
+    scores = torch.matmul(q, key.transpose(-1, -2)).float() * scale  # (b, kv_heads, groups, keys)
+    if attention_mask is not None:
+        mask = attention_mask[..., -1:, :].reshape(attention_mask.shape[0], 1, 1, -1)  # the newest token's row
+        if mask.dtype == torch.bool:
+            scores = scores.masked_fill(~mask, float("-inf"))
+        else:
+            scores = scores + mask.float()
+    probs = torch.softmax(scores, -1).to(value.dtype)
+    out = torch.matmul(probs, value)  # (b, kv_heads, groups, dim)
+    return out.reshape(b, 1, heads, dim), None
 
 
 def register_attention() -> str:
