@@ -23,6 +23,14 @@ from arc_efe.training.train import build_micro_batch, train_step
 RISK_ALONE = {**DEFAULT_WEIGHTS, "consistency": 0.0, "bidirectional": 0.0, "step": 0.0}
 
 
+def split_passthrough(argv: Sequence[str]) -> tuple[list[str], list[str]]:
+    """(this script's arguments, those after `--`, which go to `arc-efe evaluate` unchanged)."""
+    argv = list(argv)
+    if "--" not in argv:
+        return argv, []
+    return argv[: argv.index("--")], argv[argv.index("--") + 1:]
+
+
 def smallest_tasks(n: int, source: str = "arc-agi-1/training") -> list[Task]:
     """The n smallest tasks of `source` by token count (every test output with its demonstrations)."""
     def size(t):

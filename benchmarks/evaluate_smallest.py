@@ -23,13 +23,11 @@ import torch
 
 from arc_efe.cli import main as cli
 
-from common import smallest_tasks_file
+from common import smallest_tasks_file, split_passthrough
 
 
 def main() -> None:
-    argv = sys.argv[1:]
-    passed = argv[argv.index("--") + 1:] if "--" in argv else []
-    argv = argv[: argv.index("--")] if "--" in argv else argv
+    argv, passed = split_passthrough(sys.argv[1:])
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data", default="arc-agi-1/evaluation")
     p.add_argument("--tasks", type=int, default=30, help="the smallest tasks of --data")

@@ -38,6 +38,8 @@ from arc_efe.data.sources import load_tasks
 from arc_efe.data.tasks import Task
 from arc_efe.inference.evaluate import summary_lines
 
+from common import split_passthrough
+
 
 def task_cells(task: Task) -> int:
     """Size of a task: cells of its demonstrations (input and output) and its test inputs."""
@@ -132,9 +134,7 @@ def summary(tasks: list[Task], shards: list[list[dict]], out: Path) -> list[str]
 
 
 def main() -> None:
-    argv = sys.argv[1:]
-    passed = argv[argv.index("--") + 1:] if "--" in argv else []
-    argv = argv[: argv.index("--")] if "--" in argv else argv
+    argv, passed = split_passthrough(sys.argv[1:])
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data", default="arc-agi-1/evaluation")
     p.add_argument("--tasks", type=int, default=None, help="answer this many tasks drawn at random (all by default)")

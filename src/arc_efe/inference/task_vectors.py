@@ -84,10 +84,9 @@ class TaskVectors(nn.Module):
 def fit_pairs(agent: Agent, vectors: TaskVectors, steps: int, seconds: float | None, lr: float = 1e-3,
               vector_lr: float = 1e-2, max_tokens: int = 8192, batch: int = 16, seed: int = 0) -> TTTStats:
     """Train the backbone and the vectors on single pairs of every task (the risk term)."""
-    stats = TTTStats()
     pool = vectors.examples()
     if not pool or steps <= 0:
-        return stats
+        return TTTStats()
     device = next(agent.backbone.parameters()).device
     dtype = next(agent.backbone.parameters()).dtype
     vectors.to(device)
@@ -121,9 +120,4 @@ def fit_pairs(agent: Agent, vectors: TaskVectors, steps: int, seconds: float | N
         opt.step()
         losses.append(loss.item())
     agent.eval()
-    stats.steps = len(losses)
-    if losses:
-        stats.first_loss = losses[0]
-        stats.last_loss = float(np.mean(losses[-4:]))
-    stats.seconds = time.time() - start
-    return stats
+    return TTTStats.of(losses, start)

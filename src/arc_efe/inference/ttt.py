@@ -102,6 +102,12 @@ class TTTStats:
     last_loss: float | None = None  # mean of the last few steps' losses
     seconds: float = 0.0
 
+    @classmethod
+    def of(cls, losses: list[float], start: float) -> "TTTStats":
+        """The summary of a training run: its step losses and when it started (time.time())."""
+        return cls(len(losses), losses[0] if losses else None,
+                   float(np.mean(losses[-4:])) if losses else None, time.time() - start)
+
 
 def _task_seed(seed: int, task_id: str) -> int:
     return int.from_bytes(hashlib.sha256(f"{seed}:{task_id}".encode()).digest()[:8], "little")
@@ -216,7 +222,6 @@ class TestTimeTrainer:
 
     def _fit(self, draw: Callable[[], list[Example]], steps: int, seconds: float | None) -> TTTStats:
         """Optimizer steps on drawn sequences (the EFE risk term) until `steps` or `seconds` run out."""
-        stats = TTTStats()
         start = time.time()
         agent = self.agent
         device = next(agent.backbone.parameters()).device
@@ -242,12 +247,7 @@ class TestTimeTrainer:
             opt.step()
             losses.append(loss.item())
         agent.eval()
-        stats.steps = len(losses)
-        if losses:
-            stats.first_loss = losses[0]
-            stats.last_loss = float(np.mean(losses[-4:]))
-        stats.seconds = time.time() - start
-        return stats
+        return TTTStats.of(losses, start)
 
     # --- all tasks together -----------------------------------------------------------
     def fit_jointly(self, tasks: Sequence[Task], steps: int, seconds: float | None) -> TTTStats:
