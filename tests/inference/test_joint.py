@@ -76,7 +76,8 @@ def test_evaluate_with_joint_training_then_resume_reuses_the_saved_weights(tmp_p
             "--no-progress", "--output-dir", str(out)]
     assert main(args) == 0
     text = capsys.readouterr().out
-    assert "joint training on the demonstrations of 3 tasks: 3 steps" in text
+    assert "joint training on the demonstrations of 3 tasks for up to 60 s" in text
+    assert "joint training done: 3 steps" in text
     assert (out / "joint.safetensors").is_file()
     first = (out / "eval.jsonl").read_text()
     (out / "eval.jsonl").unlink()

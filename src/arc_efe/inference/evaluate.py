@@ -374,10 +374,11 @@ def _joint_training(args: argparse.Namespace, trainer: TestTimeTrainer, tasks: l
             raise ArcEfeError(f"{saved}: {e}") from None
         dist.print0(f"joint training: the weights of {saved} (trained before this resume)", flush=True)
         return
+    dist.print0(f"joint training on the demonstrations of {len(tasks)} tasks for up to {args.joint_seconds:g} s "
+                f"(then the tasks are answered)", flush=True)
     stats = trainer.fit_jointly(tasks, args.joint_steps, args.joint_seconds)
     loss = "" if stats.first_loss is None else f", loss {stats.first_loss:.3f} -> {stats.last_loss:.3f}"
-    dist.print0(f"joint training on the demonstrations of {len(tasks)} tasks: {stats.steps} steps in "
-                f"{stats.seconds:.0f} s{loss}", flush=True)
+    dist.print0(f"joint training done: {stats.steps} steps in {stats.seconds:.0f} s{loss}", flush=True)
     if dist.is_main():
         from safetensors.torch import save
 
