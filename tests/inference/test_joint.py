@@ -3,6 +3,7 @@
 import json
 
 import numpy as np
+import pytest
 import torch
 
 from arc_efe.cli import main
@@ -65,6 +66,9 @@ def test_joint_training_builds_sequences_from_demonstrations_only_and_keeps_its_
     other = TestTimeTrainer(Agent(load_backbone(BackboneConfig(), torch.device("cpu"), torch.float32)), TTTConfig())
     other.load_joint_state(trainer.joint_state())
     assert all(torch.equal(p, t) for p, t in zip(other.params, trained))
+    partial = dict(list(trainer.joint_state().items())[1:])
+    with pytest.raises(ValueError, match="0 unknown or of another shape, 1 missing"):
+        other.load_joint_state(partial)
 
 
 def test_evaluate_with_joint_training_then_resume_reuses_the_saved_weights(tmp_path, capsys):

@@ -124,16 +124,13 @@ def dev_ids() -> set[str]:
 
 def _load_split(name: str, skip_invalid: bool) -> LoadResult:
     base = _load_embedded(SPLITS[name], skip_invalid)
-    dev = dev_ids()
-    if name == "arc-agi-1/dev":
-        keep = lambda t: t.id in dev  # noqa: E731
-    elif name == "arc-agi-1/training-no-dev":
-        keep = lambda t: t.id not in dev  # noqa: E731
-    else:  # arc-agi-2/training-extra: no task of ARC-AGI-1 (evaluation, development) or ARC-AGI-2 evaluation
+    if name == "arc-agi-2/training-extra":  # no task of either ARC-AGI-1 set or of ARC-AGI-2 evaluation
         taken = {t.id for other in ("arc-agi-1/training", "arc-agi-1/evaluation", "arc-agi-2/evaluation")
                  for t in _load_embedded(other, False).tasks}
-        keep = lambda t: t.id not in taken  # noqa: E731
-    return LoadResult(name, [t for t in base.tasks if keep(t)], base.skipped)
+        return LoadResult(name, [t for t in base.tasks if t.id not in taken], base.skipped)
+    dev = dev_ids()
+    inside = name == "arc-agi-1/dev"  # else arc-agi-1/training-no-dev
+    return LoadResult(name, [t for t in base.tasks if (t.id in dev) == inside], base.skipped)
 
 
 def _load_file(path: Path, name: str, solutions: str | Path | None, skip_invalid: bool) -> LoadResult:

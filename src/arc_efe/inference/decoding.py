@@ -160,19 +160,17 @@ def prompt_logliks(agent: Agent, prompt: Sequence[int], answers: Sequence[Grid],
     p_len = ids.shape[1]
     results = []
     for answer in answers:
-        a = answer_tokens(answer)
-        rows = first[None]
-        if len(a) > 1:
-            cache.crop(p_len - cache.get_seq_length())  # back to the prompt alone
-            fed = torch.tensor([a[:-1]], device=device)
-            places = None
-            if grid_module(backbone) is not None:  # the answer tokens' places, read from the whole sequence
-                places = backbone_places(backbone, torch.cat([ids, fed], 1))[:, p_len:]
-            pos = torch.arange(p_len, p_len + len(a) - 1, device=device)[None]
-            step = backbone(inputs_embeds=agent._embed(fed, memory, places), position_ids=pos, use_cache=True,
-                            **{CACHE_KEY: cache})
-            cache = getattr(step, CACHE_KEY)
-            rows = torch.cat([rows, F.log_softmax(step.logits[0].float(), -1)])
+        a = answer_tokens(answer)  # a grid's tokens and END: never fewer than three
+        cache.crop(p_len - cache.get_seq_length())  # back to the prompt alone
+        fed = torch.tensor([a[:-1]], device=device)
+        places = None
+        if grid_module(backbone) is not None:  # the answer tokens' places, read from the whole sequence
+            places = backbone_places(backbone, torch.cat([ids, fed], 1))[:, p_len:]
+        pos = torch.arange(p_len, p_len + len(a) - 1, device=device)[None]
+        step = backbone(inputs_embeds=agent._embed(fed, memory, places), position_ids=pos, use_cache=True,
+                        **{CACHE_KEY: cache})
+        cache = getattr(step, CACHE_KEY)
+        rows = torch.cat([first[None], F.log_softmax(step.logits[0].float(), -1)])
         target = torch.tensor(a, device=rows.device)
         total = rows.gather(-1, target[:, None]).sum().item()
         entropy = -(rows.exp() * rows).sum(-1).mean().item()

@@ -90,7 +90,7 @@ def fit_pairs(agent: Agent, vectors: TaskVectors, steps: int, seconds: float | N
     device = next(agent.backbone.parameters()).device
     dtype = next(agent.backbone.parameters()).dtype
     vectors.to(device)
-    params = [p for p in agent.backbone.parameters()]
+    params = list(agent.backbone.parameters())
     for p in params:
         p.requires_grad_(True)
     opt = torch.optim.AdamW([{"params": params, "lr": lr}, {"params": [vectors.table], "lr": vector_lr}],

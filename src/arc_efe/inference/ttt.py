@@ -283,8 +283,8 @@ class TestTimeTrainer:
         wrong = sorted(n for n in state if n not in named or id(named[n]) not in ids or named[n].shape != state[n].shape)
         missing = sorted(n for n, p in named.items() if id(p) in ids and n not in state)
         if wrong or missing:
-            raise ValueError(f"joint weights do not fit this model ({len(wrong)} unknown, {len(missing)} missing"
-                             f"{': ' + (wrong + missing)[0] if wrong or missing else ''})")
+            raise ValueError(f"joint weights do not fit this model ({len(wrong)} unknown or of another shape, "
+                             f"{len(missing)} missing; first: {(wrong + missing)[0]})")
         with torch.no_grad():
             for n, t in state.items():
                 named[n].copy_(t.to(named[n].device, named[n].dtype))
