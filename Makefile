@@ -8,7 +8,7 @@ PY := $(VENV)/bin/python
 TORCH_SPEC ?= torch==2.13.0
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-slow install browser clean pretrain
+.PHONY: demo test test-slow install browser clean pretrain pretrain-full
 
 install: $(STAMP)
 
@@ -51,6 +51,23 @@ pretrain: $(STAMP)
 		--consistency-weight 0 --bidirectional-weight 0 --step-weight 0 --no-memory --icl-tasks 64 \
 		--max-val-tasks 16 --train-eval-queries 16 --save-every-steps 500 --seed 0 \
 		--output-dir runs --run-name pretrain_$(shell date +%Y%m%d_%H%M%S) $(PRETRAIN_ARGS)
+
+# The full-size stage (README, "Pretraining to full size"): from the small-grid stage's weights
+# (PRETRAIN_INIT: the shipped model by default; PRETRAIN_INIT= starts from random weights),
+# generated grids grow from 3x3 to 30x30 over the first half, whole ARC tasks up to 8,192
+# tokens in packed rows of 8,192, and ARC tasks are 40% of the queries: ARC-AGI-1 training
+# outside the development split and the ARC-AGI-2 training tasks in neither evaluation set
+# (one pool, drawn by query). Hours on a CPU: stop it at any time, and `arc-efe train
+# --resume runs/pretrain_full_...` goes on from its last checkpoint (every 100 steps).
+PRETRAIN_INIT ?= models/arc-efe-tiny
+pretrain-full: $(STAMP)
+	$(PY) -m arc_efe train $(if $(PRETRAIN_INIT),--init $(PRETRAIN_INIT),--model-name tiny) \
+		--data synthetic/$(CALIBRATION)+synthetic+arc-agi-1/training-no-dev+arc-agi-2/training-extra \
+		--mix 0.3,0.3,0.2,0.2 --curriculum --epochs 4 --max-batches 1000 --batch-size 8 --agent-lr 5e-4 \
+		--warmup-steps 50 --max-len 8192 --max-tokens 8192 --risk-weight 1 --consistency-weight 0 \
+		--bidirectional-weight 0 --step-weight 0 --no-memory --icl-tasks 64 --max-val-tasks 16 \
+		--train-eval-queries 16 --save-every-steps 100 --seed 0 \
+		--output-dir runs --run-name pretrain_full_$(shell date +%Y%m%d_%H%M%S) $(PRETRAIN_ARGS)
 
 # The report's browser test drives Debian's Chromium through Playwright (Playwright's own
 # browser download is not used). Installed here when missing and apt-get can run as root (as in
