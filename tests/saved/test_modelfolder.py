@@ -1,8 +1,10 @@
 """The shipped pretrained model (models/arc-efe-tiny) and model folders: checksums, damage,
 evaluate's default, export and train --init."""
 
+import argparse
 import hashlib
 import json
+import os
 import re
 import shutil
 from pathlib import Path
@@ -90,6 +92,46 @@ def test_evaluate_starts_from_the_shipped_model_unless_told_fresh(tmp_path, caps
     assert answers["default"] == answers["explicit"] != answers["fresh"]
 
 
+def _train_config(*flags):
+    from arc_efe.training.flags import add_train_args, config_from_args
+
+    parser = argparse.ArgumentParser()
+    add_train_args(parser)
+    return config_from_args(parser.parse_args(["--device", "cpu", *flags]))
+
+
+def test_train_starts_from_the_shipped_model_unless_told(tmp_path, capsys):
+    """No model named, on a CPU: the shipped model is the start, and the first lines say so.
+    --init none, a named preset, other grid positions or another mode start from random weights."""
+    shipped = read_model_folder(SHIPPED)
+    cfg = _train_config()
+    assert (cfg.init, cfg.model_name, cfg.positions) == (str(SHIPPED), shipped.model_name, shipped.positions)
+    for flags in (["--init", "none"], ["--model-name", "tiny"], ["--positions", "1d"], ["--freeze-qwen"],
+                  ["--lora"]):
+        assert _train_config(*flags).init is None, flags
+    assert _train_config("--positions", shipped.positions).init == str(SHIPPED)
+
+    data = _one_task_file(tmp_path)
+    common = ["--data", str(data), "--epochs", "1", "--max-batches", "1", "--batch-size", "2",
+              "--val-fraction", "0", "--train-eval-queries", "1", "--icl-tasks", "0", "--max-len", "1024",
+              "--device", "cpu", "--no-tensorboard", "--output-dir", str(tmp_path)]
+    capsys.readouterr()
+    assert main(["train", *common, "--run-name", "default"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    model_at = next(i for i, line in enumerate(out) if line.startswith("model: "))
+    assert out[model_at + 1].startswith(f"start: the shipped pretrained model {os.path.relpath(SHIPPED)} "), out[:6]
+    start = read_safetensors(tmp_path / "default" / "checkpoints" / "step_0000000" / "model.safetensors", "test")
+    weights = read_safetensors(shipped.weights, "test")
+    assert weights.keys() <= start.keys() and all(torch.equal(start[k], weights[k]) for k in weights)
+
+    assert main(["train", *common, "--init", "none", "--run-name", "random"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    model_at = next(i for i, line in enumerate(out) if line.startswith("model: "))
+    assert out[model_at + 1].startswith("start: random weights: it learns ARC from nothing"), out[:6]
+    start = read_safetensors(tmp_path / "random" / "checkpoints" / "step_0000000" / "model.safetensors", "test")
+    assert any(not torch.equal(start[k], weights[k]) for k in weights if k in start)
+
+
 def test_export_then_train_init_starts_from_the_exported_weights(tmp_path, capsys):
     tasks = load_tasks("arc-agi-1/training").tasks[:2]
     data = tmp_path / "two.json"
@@ -99,7 +141,7 @@ def test_export_then_train_init_starts_from_the_exported_weights(tmp_path, capsy
                   max_len=1024, positions="2d-mirror")
     first = train(TrainConfig(run_name="first", **common))
     # from random weights, training names the shipped model to start from instead
-    assert "from random weights" in capsys.readouterr().out
+    assert "start: random weights: it learns ARC from nothing" in capsys.readouterr().out
     folder = tmp_path / "models" / "mine"
     assert main(["export", str(first), str(folder)]) == 0
     spec = read_model_folder(folder)
@@ -114,7 +156,7 @@ def test_export_then_train_init_starts_from_the_exported_weights(tmp_path, capsy
                  "--batch-size", "2", "--val-fraction", "0", "--train-eval-queries", "1", "--icl-tasks", "0",
                  "--max-len", "1024", "--device", "cpu", "--no-tensorboard", "--output-dir", str(tmp_path),
                  "--run-name", "second"]) == 0
-    assert "from random weights" not in capsys.readouterr().out
+    assert f"start: the weights of {folder}\n" in capsys.readouterr().out
     cfg = json.loads((tmp_path / "second" / "config.json").read_text())
     assert (cfg["init"], cfg["positions"]) == (str(folder), "2d-mirror")
     start = read_safetensors(tmp_path / "second" / "checkpoints" / "step_0000000" / "model.safetensors", "test")

@@ -35,8 +35,9 @@ RISK_ONLY = ["--ambiguity-weight", "0", "--consistency-weight", "0", "--bidirect
 
 
 def _args(data, out, name, epochs=2, batches=30, every=4):
-    """Four tiny tasks, high lr: the memory bank fills during epoch 2."""
-    return ["--data", str(data), "--device", "cpu", "--epochs", str(epochs), "--max-batches", str(batches),
+    """Four tiny tasks from random weights, high lr: the memory bank fills during epoch 2."""
+    return ["--data", str(data), "--init", "none", "--device", "cpu", "--epochs", str(epochs),
+            "--max-batches", str(batches),
             "--batch-size", "16", "--agent-lr", "3e-3", "--no-augment", "--warmup-steps", "5", *RISK_ONLY,
             "--val-fraction", "0", "--train-eval-queries", "4", "--max-val-tasks", "2", "--max-len", "512",
             "--no-tensorboard", "--output-dir", str(out), "--run-name", name, "--save-every-steps", str(every)]

@@ -175,8 +175,8 @@ def test_root_script_runs_verbatim(tmp_path):
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), str(ROOT / "src")]))
     r = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, env=env, timeout=600)
     assert r.returncode == 0, r.stderr[-2000:]
-    for text in ("Loss:", "Memory bank updates: 0/12", "Training Accuracy:", "Validation Accuracy:",
-                 "report:", "run folder:"):
+    for text in ("start: the shipped pretrained model", "Loss:", "Memory bank updates:", "Training Accuracy:",
+                 "Validation Accuracy:", "report:", "run folder:"):
         assert text in r.stdout
     run_dir = tmp_path / r.stdout.split("run folder:")[1].strip()
     assert f"report: {run_dir.relative_to(tmp_path) / 'report.html'}\n" in r.stdout

@@ -13,7 +13,8 @@ from ..errors import ConfigError
 from ..loss import DEFAULT_WEIGHTS
 from ..model.backbone import PRESETS as MODEL_PRESETS
 from ..saved.config import PRESETS, TrainConfig
-from ..saved.modelfolder import model_source
+from ..model.device import resolve_device
+from ..saved.modelfolder import SHIPPED, is_model_folder, model_source, read_model_folder
 
 
 def add_train_args(p: argparse.ArgumentParser) -> None:
@@ -49,10 +50,11 @@ def add_train_args(p: argparse.ArgumentParser) -> None:
                    help=f"preset ({', '.join(MODEL_PRESETS)}; default {d.model_name}), hub id or local folder "
                         "of a Qwen2/Qwen3 model")
     g.add_argument("--init", default=None, metavar="PATH",
-                   help="start from trained weights instead of a fresh preset: a model folder such as "
-                        "models/arc-efe-tiny (the shipped pretrained model), a training run or one of its "
-                        "checkpoints (full mode). Its model and grid positions come with it. Use it to "
-                        "fine-tune on your own tasks: far fewer steps than from scratch")
+                   help="the weights to start from: a model folder such as models/arc-efe-tiny (the shipped "
+                        "pretrained model), a training run or one of its checkpoints (full mode); its model "
+                        "and grid positions come with it. 'none': random weights. Default: the shipped model "
+                        "when it fits the other flags (no --model-name or other --positions, full mode, a CPU), "
+                        "else random weights")
     g.add_argument("--positions", choices=POSITIONS, default=None,
                    help=f"how the model sees where a token is (default {DEFAULT_POSITIONS}): 2d adds learned "
                         "row, column and grid-role embeddings (zero at the start for a pretrained model), "
@@ -142,10 +144,28 @@ def add_train_args(p: argparse.ArgumentParser) -> None:
     p.set_defaults(mode="full")
 
 
+NO_INIT = "none"  # --init none: random weights
+
+
+def shipped_start(values: dict) -> bool:
+    """Whether a run whose start is not given begins from the shipped pretrained model: it
+    exists and fits the flags (no model named, its grid positions, full mode, a CPU). Elsewhere
+    (a GPU, another preset or a hub model) the start stays random weights, as named."""
+    if values.get("model_name") is not None or not is_model_folder(SHIPPED) or values.get("mode") != "full":
+        return False
+    if values.get("positions") not in (None, read_model_folder(SHIPPED).positions):
+        return False
+    return resolve_device(values.get("device") or "auto").type == "cpu"
+
+
 def config_from_args(args: argparse.Namespace) -> TrainConfig:
     names = {f.name for f in fields(TrainConfig)}
     values = {k: v for k, v in vars(args).items() if k in names and k != "weights"}
     values["weights"] = {name: getattr(args, f"{name}_weight") for name in DEFAULT_WEIGHTS}
+    if values.get("init") == NO_INIT:
+        values["init"] = None
+    elif values.get("init") is None and shipped_start(values):
+        values["init"] = str(SHIPPED)
     if values.get("init"):  # the model and its grid positions are those of the weights
         spec = model_source(values["init"])
         for key in ("model_name", "positions"):

@@ -103,6 +103,20 @@ def _lr_lambda(warmup: int, total: int) -> Callable[[int], float]:
     return f
 
 
+def start_line(cfg: TrainConfig) -> str:
+    """The line that says which weights a new run starts from."""
+    if cfg.init and Path(cfg.init).resolve() == SHIPPED:
+        return (f"start: the shipped pretrained model {os.path.relpath(SHIPPED)} (its card: "
+                f"{os.path.relpath(SHIPPED / 'README.md')}); --init none starts from random weights")
+    if cfg.init:
+        return f"start: the weights of {cfg.init}"
+    hint = ""
+    if cfg.model_name in PRESETS and is_model_folder(SHIPPED):
+        hint = (f": it learns ARC from nothing, so expect 0% for a while; --init {os.path.relpath(SHIPPED)} "
+                "starts from the shipped pretrained model instead")
+    return f"start: random weights{hint}"
+
+
 def setup(cfg: TrainConfig, resume: str | Path | None = None, resume_checkpoint: str | None = None) -> Run:
     torch.manual_seed(cfg.seed)
     device = dist.init(cfg.device)  # under torchrun: this rank's device, process group started
@@ -117,7 +131,6 @@ def setup(cfg: TrainConfig, resume: str | Path | None = None, resume_checkpoint:
     init = None
     if cfg.init and resume is None:  # a resumed run takes its weights from its checkpoint
         init = model_source(cfg.init).weights  # verified against its manifest
-        dist.print0(f"init: the weights of {cfg.init}")
     backbone = load_backbone(BackboneConfig(model_name=cfg.model_name, mode=cfg.mode,
                                             lora_rank=cfg.lora_rank, lora_alpha=cfg.lora_alpha,
                                             positions=cfg.positions, init=init),
@@ -185,9 +198,8 @@ def setup(cfg: TrainConfig, resume: str | Path | None = None, resume_checkpoint:
     dist.print0(f"data: {data.name}: {data.n_fit_tasks} training tasks ({len(data.queries)} queries){generated}, "
                 f"{data.n_val_tasks} validation tasks")
     dist.print0(f"model: {cfg.model_name} ({cfg.mode}) on {device}, {trainable_summary(backbone)}")
-    if cfg.model_name in PRESETS and not cfg.init and pos.step == 0 and is_model_folder(SHIPPED):
-        dist.print0(f"  from random weights: it learns ARC from nothing, so expect 0% for a while; "
-                    f"--init {os.path.relpath(SHIPPED)} starts from the shipped pretrained model instead")
+    if pos.step == 0:
+        dist.print0(start_line(cfg))
     if cfg.mode == "frozen":
         dist.print0("warning: the Qwen backbone is frozen: only the output head will learn "
                     "(use --no-freeze-qwen to train it)")
