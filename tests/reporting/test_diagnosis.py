@@ -102,6 +102,35 @@ def test_epoch_losses_decide_the_trend():
     assert any(t.startswith("loss is falling (5.00 -> 4.00)") for t in titles(found, "good"))
 
 
+def test_a_move_inside_the_noise_is_no_trend():
+    """A short fine-tune: step losses vary by tasks and sizes, the epoch means move less than
+    that noise allows to tell; neither stuck nor rising, and says so. A precise flat loss is
+    still stuck, and a rise beyond the noise still rising."""
+    noisy = [0.2, 0.5, 0.3, 0.6, 0.25, 0.45, 0.35, 0.55]
+    recs = []
+    for ep, shift in enumerate([0.0, 0.02, 0.04], 1):
+        losses = [v + shift for v in noisy]
+        recs += step_lines(losses, epoch=ep, start=ep * 100)
+        recs.append(epoch_line(ep, sum(losses) / len(losses)))
+    found = diagnose(HEALTHY_CONFIG, recs)
+    unclear = [f for f in found if f.title.startswith("no loss trend yet")]
+    assert len(unclear) == 1 and unclear[0].severity == "warning", titles(found)
+    assert "inside the noise" in unclear[0].title and "run more steps" in unclear[0].try_next
+    assert not any(t.startswith(("loss is stuck", "loss is rising", "loss is falling")) for t in titles(found))
+
+    flat = []
+    for ep in (1, 2):
+        flat += step_lines([5.1, 5.12, 5.08, 5.1] * 3, epoch=ep, start=ep * 100)
+        flat.append(epoch_line(ep, 5.1))
+    assert "loss is stuck" in titles(diagnose(HEALTHY_CONFIG, flat), "problem")
+
+    rising = []
+    for ep, shift in enumerate([0.0, 0.5], 1):
+        rising += step_lines([v + shift for v in noisy], epoch=ep, start=ep * 100)
+        rising.append(epoch_line(ep, sum(noisy) / len(noisy) + shift))
+    assert any(t.startswith("loss is rising") for t in titles(diagnose(HEALTHY_CONFIG, rising), "problem"))
+
+
 def test_negative_component_is_a_problem_naming_it():
     recs = step_lines([5.0 - 0.1 * i for i in range(12)], components=comps(0.7, consistency=-0.3))
     found = diagnose(HEALTHY_CONFIG, recs)

@@ -26,6 +26,10 @@ MIN_TREND_STEPS = 8
 # Relative change of the mean loss (first quarter -> last quarter, or first -> last epoch) that
 # counts as a real trend; smaller moves are within the step-to-step noise of a stuck run.
 TREND_REL = 0.05
+# A trend must also stand out of the noise: the two means compared must differ by more than
+# this many standard errors (from the step losses behind each mean). A short fine-tune whose
+# steps differ in tasks and sizes has a noisy loss; a move inside the noise is no trend.
+NOISE_SE = 2.0
 # A loss whose recent mean is below this is already close to perfect (components are ~1.0 for a
 # uniform guess, 0 for a perfect answer), so a flat loss there is not "stuck".
 LOW_LOSS = 0.05
@@ -133,26 +137,45 @@ def _check_rollbacks(rollbacks: list[dict]) -> list[Finding]:
         "(--grad-clip 1.0), and look at the data around the first bad step")]
 
 
+def _noise(a: list[float], b: list[float]) -> float | None:
+    """NOISE_SE standard errors of the difference of the means of a and b (None: too few)."""
+    if len(a) < 2 or len(b) < 2:
+        return None
+    var = lambda xs: sum((x - sum(xs) / len(xs)) ** 2 for x in xs) / (len(xs) - 1)  # noqa: E731
+    return NOISE_SE * math.sqrt(var(a) / len(a) + var(b) / len(b))
+
+
+def _epoch_losses(steps: list[dict], epoch) -> list[float]:
+    return [v for r in steps if r.get("epoch") == epoch and (v := _finite(r.get("loss"))) is not None]
+
+
 def _loss_trend(steps: list[dict], epochs: list[dict]) -> dict | None:
     """The loss trend from step lines and/or epoch lines, or None when there is too little data."""
     trend: dict = {}
     losses = [v for r in steps if (v := _finite(r.get("loss"))) is not None]
+    noise = None
     if len(losses) >= MIN_TREND_STEPS:
         q = len(losses) // 4
         first, last = sum(losses[:q]) / q, sum(losses[-q:]) / q
         trend["steps"] = (first, last, _rel(first, last), q)
+        noise = _noise(losses[:q], losses[-q:])
     ep = [(e.get("epoch", "?"), v) for e in epochs if (v := _finite(e.get("train_loss"))) is not None]
     if len(ep) >= 2:
         (e0, first), (e1, last) = ep[0], ep[-1]
         trend["epochs"] = (first, last, _rel(first, last), e0, e1)
         trend["by_epoch"] = ep
+        noise = _noise(_epoch_losses(steps, e0), _epoch_losses(steps, e1))
     if not trend:
         return None
     # Whole epochs average over far more data than a quarter of the logged steps: they decide.
     first, last, rel = (trend["epochs"] if "epochs" in trend else trend["steps"])[:3]
     trend["first"], trend["last"], trend["rel"] = first, last, rel
+    trend["noise"] = noise
     if last < LOW_LOSS and first < LOW_LOSS:
         trend["verdict"] = "low"
+    elif noise is not None and abs(last - first) <= noise:
+        # Inside the noise: flat and precise is stuck; flat and noisy cannot tell yet.
+        trend["verdict"] = "stuck" if noise < TREND_REL * abs(first) else "unclear"
     elif rel <= -TREND_REL:
         trend["verdict"] = "falling"
     elif rel >= TREND_REL:
@@ -215,6 +238,13 @@ def _check_trend(trend: dict | None, config: dict) -> list[Finding]:
         return [Finding("good", f"loss is falling {arrow}", saw, "")]
     if verdict == "low":
         return [Finding("good", f"loss is already near zero {arrow}", saw, "")]
+    if verdict == "unclear":
+        return [Finding(
+            "warning", f"no loss trend yet {arrow}: the change is inside the noise",
+            f"{saw}; the step losses vary so much (the steps differ in tasks and grid sizes) that "
+            f"only a change of more than {fmt_loss(trend['noise'])} would be a trend",
+            "nothing to fix from this alone: run more steps (--max-batches, --epochs) to see a trend, and "
+            "judge the run by its accuracies")]
     if verdict == "rising":
         return [Finding(
             "problem", f"loss is rising {arrow}", saw,
