@@ -47,6 +47,8 @@ from arc_efe.inference.selection import Candidate
 from arc_efe.inference.ttt import TestTimeTrainer
 from arc_efe.saved.modelfolder import shipped_model
 
+from common import split_passthrough
+
 GEOMETRY = ("flip_lr", "flip_ud", "transpose", "rotate_90", "rotate_180", "rotate_270")
 
 
@@ -91,9 +93,7 @@ def study(agent, task, inf, trainer) -> dict:
 
 
 def main() -> None:
-    argv = sys.argv[1:]
-    passed = argv[argv.index("--") + 1:] if "--" in argv else []
-    argv = argv[: argv.index("--")] if "--" in argv else argv
+    argv, passed = split_passthrough(sys.argv[1:])
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--seeds", default="0,1,2", help="comma-separated seeds; one task per kind and seed")
     p.add_argument("--checkpoint", default=None, help="evaluate's --checkpoint (default: the shipped model)")

@@ -26,6 +26,8 @@ from arc_efe.data.tokens import encode_task
 from arc_efe.training.flags import add_train_args, config_from_args
 from arc_efe.training.trainset import load_training_data
 
+from common import split_passthrough
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -46,15 +48,13 @@ def kind(source: str) -> str:
 
 
 def main() -> None:
-    argv = sys.argv[1:]
-    passed = argv[argv.index("--") + 1:] if "--" in argv else None
-    argv = argv[: argv.index("--")] if "--" in argv else argv
+    argv, passed = split_passthrough(sys.argv[1:])
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--recipe", choices=("full", "small"), default="full")
     p.add_argument("--points", type=int, default=5, help="places in the run (its start to its end)")
     p.add_argument("--batches", type=int, default=40, help="micro-batches drawn at each place")
     args = p.parse_args(argv)
-    flags = passed if passed is not None else recipe_flags("pretrain-full" if args.recipe == "full" else "pretrain")
+    flags = passed or recipe_flags("pretrain-full" if args.recipe == "full" else "pretrain")
     os.chdir(ROOT)  # the recipe's paths are the repository's
     tp = argparse.ArgumentParser()
     add_train_args(tp)
