@@ -141,8 +141,7 @@ def _noise(a: list[float], b: list[float]) -> float | None:
     """NOISE_SE standard errors of the difference of the means of a and b (None: too few)."""
     if len(a) < 2 or len(b) < 2:
         return None
-    var = lambda xs: sum((x - sum(xs) / len(xs)) ** 2 for x in xs) / (len(xs) - 1)  # noqa: E731
-    return NOISE_SE * math.sqrt(var(a) / len(a) + var(b) / len(b))
+    return NOISE_SE * math.sqrt(statistics.variance(a) / len(a) + statistics.variance(b) / len(b))
 
 
 def _epoch_losses(steps: list[dict], epoch) -> list[float]:
