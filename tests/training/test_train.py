@@ -211,6 +211,7 @@ def test_memory_fills_with_verified_answers_and_never_sees_its_own_task(four_tas
         # independent check at the moment of storing: the greedy answer must be exact
         q = next(q for q in run.queries if (q.task.id, q.split, q.index) ==
                  (meta["task_id"], meta["split"], meta["index"]))
+        assert meta["data"] == q.task.source  # where evaluate --memory loads the task again
         view = View(meta["dihedral"], tuple(meta["colours"]))
         memory, _ = run.solver2.readout(snapshot["bank"], key[None], [q.task.id])
         answer = s2mod.decode_queries(run.agent, [q], view, run.cfg.max_len, memory)[0]

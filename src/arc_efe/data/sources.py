@@ -116,6 +116,14 @@ def _load_embedded(name: str, skip_invalid: bool) -> LoadResult:
     return LoadResult(name, tasks, skipped)
 
 
+EVALUATION_SETS = ("arc-agi-1/evaluation", "arc-agi-2/evaluation")
+
+
+def evaluation_ids() -> set[str]:
+    """Every task id of the ARC evaluation sets: what no training data or memory may hold."""
+    return {t.id for name in EVALUATION_SETS for t in _load_embedded(name, False).tasks}
+
+
 def dev_ids() -> set[str]:
     """The task ids of the development split `arc-agi-1/dev`."""
     ids = [t.id for t in _load_embedded("arc-agi-1/training", False).tasks]
@@ -125,8 +133,7 @@ def dev_ids() -> set[str]:
 def _load_split(name: str, skip_invalid: bool) -> LoadResult:
     base = _load_embedded(SPLITS[name], skip_invalid)
     if name == "arc-agi-2/training-extra":  # no task of either ARC-AGI-1 set or of ARC-AGI-2 evaluation
-        taken = {t.id for other in ("arc-agi-1/training", "arc-agi-1/evaluation", "arc-agi-2/evaluation")
-                 for t in _load_embedded(other, False).tasks}
+        taken = {t.id for t in _load_embedded("arc-agi-1/training", False).tasks} | evaluation_ids()
         return LoadResult(name, [t for t in base.tasks if t.id not in taken], base.skipped)
     dev = dev_ids()
     inside = name == "arc-agi-1/dev"  # else arc-agi-1/training-no-dev

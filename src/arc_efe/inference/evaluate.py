@@ -35,6 +35,7 @@ import os
 import sys
 import time
 from pathlib import Path
+from typing import Sequence
 
 import torch
 
@@ -55,6 +56,7 @@ from ..saved.checkpoint import find_checkpoint
 from ..saved.config import read_run_config
 from ..saved.modelfolder import FRESH, is_model_folder, read_model_folder, shipped_model
 from ..solver2.memory import MemoryBank
+from ..solver2.recall import Recall
 from ..solver2.retrieval import Solver2, task_keys
 from .pipeline import MAX_CONTEXT, VIEW_KINDS, InferenceConfig, MemoryFn, TaskResult, solve_task
 from .ttt import TTT_VIEWS, TestTimeTrainer, TTTConfig
@@ -181,6 +183,17 @@ def add_inference_args(p: argparse.ArgumentParser) -> None:
                         "starts from there. The weights are kept in OUTPUT_DIR/joint.safetensors for --resume")
     g.add_argument("--joint-steps", type=int, default=TTT_STEP_CAP,
                    help="at most this many joint training steps (with --joint-seconds)")
+    g.add_argument("--memory", default=None, metavar="PATH",
+                   help="Solver2's memory of solved training tasks: a bank folder (memory.json), a training "
+                        "run (its final bank) or one checkpoint. Each task's test-time training also draws "
+                        "--memory-share of its sequences from the --memory-k stored tasks nearest to it. "
+                        "Entries of evaluation tasks and of the tasks being answered are left out")
+    # None: TTTConfig's defaults (and a resumed evaluation from before these flags keeps its settings)
+    g.add_argument("--memory-k", type=int, default=None,
+                   help=f"stored tasks recalled per task (with --memory; default {TTTConfig.recall_k})")
+    g.add_argument("--memory-share", type=float, default=None,
+                   help="share of test-time training sequences drawn from the recalled tasks (with --memory; "
+                        f"default {TTTConfig.recall_share})")
     g.add_argument("--ttt-views", choices=(AUTO, *TTT_VIEWS), default=AUTO,
                    help="what varies between test-time training sequences: all (dihedral x colours x "
                         "demonstration order), geometry (no colour permutation), colours (no dihedral "
@@ -219,7 +232,9 @@ def configs_from_args(args: argparse.Namespace, max_len: int, device: torch.devi
                               shape_rule=args.shape_rule)
         ttt = TTTConfig(steps=steps, lr=args.ttt_lr, rank=args.ttt_rank, mode=args.ttt_mode,
                         batch=args.ttt_batch, seconds=seconds, max_len=max_len, seed=args.seed,
-                        views=ttt_views, max_tokens=args.ttt_tokens)
+                        views=ttt_views, max_tokens=args.ttt_tokens,
+                        **{k: v for k, v in (("recall_k", args.memory_k), ("recall_share", args.memory_share))
+                           if v is not None})
     except ValueError as e:
         raise ArcEfeError(str(e)) from None
     return inf, ttt
@@ -307,7 +322,8 @@ def eval_record(task: Task, result: TaskResult, source: str, solutions: str | No
         "ambiguity": [finite(c.ambiguity) if c else None for c in chosen],
         "votes": [c.votes if c else 0 for c in chosen],
         "ttt": {"steps": result.ttt.steps, "first_loss": finite(result.ttt.first_loss),
-                "last_loss": finite(result.ttt.last_loss), "seconds": round(result.ttt.seconds, 3)},
+                "last_loss": finite(result.ttt.last_loss), "seconds": round(result.ttt.seconds, 3),
+                **({"recalled": list(result.ttt.recalled)} if result.ttt.recalled else {})},
     }
 
 
@@ -345,9 +361,26 @@ def model_line(args: argparse.Namespace, path: Path | None) -> str:
     return f"model: {path}"
 
 
-def _setup(args: argparse.Namespace, joint: bool = False):
+def load_recall(path: str | Path, agent: Agent, answering: Sequence[str], max_len: int) -> Recall:
+    """Solver2's solved training tasks in the bank at `path` (a bank folder, a run or a
+    checkpoint), keyed by `agent`, without any task of `answering` or of an evaluation set."""
+    path, data = Path(path), None
+    if (path / "memory" / "memory.json").is_file():  # a run: its final bank, and its --data
+        folder, data = path / "memory", read_run_config(path).data
+    elif (path / "memory.json").is_file():  # a bank folder, or a checkpoint of a run
+        folder = path
+        if path.parent.name == "checkpoints":
+            data = read_run_config(path.parent.parent).data
+    else:
+        raise ArcEfeError(f"{path}: no memory bank here (memory.json) or in {path / 'memory'}")
+    data = None if data is None or "+" in data else data  # a mix of sources does not say which one
+    return Recall.from_bank(agent, MemoryBank.load(folder), answering, max_len, folder, data)
+
+
+def _setup(args: argparse.Namespace, joint: bool = False, answering: Sequence[str] = ()):
     """(agent, inference settings, test-time trainer or None, memory function). `joint`: the
-    trainer will also train on all the tasks together (`_joint_training`)."""
+    trainer will also train on all the tasks together (`_joint_training`); `answering`: the
+    ids of every task being answered (what --memory must never recall)."""
     device = dist.init(args.device)  # under torchrun: this rank's device
     torch.manual_seed(args.seed)
     run_dir = model_path(args)
@@ -368,7 +401,14 @@ def _setup(args: argparse.Namespace, joint: bool = False):
     if run_dir is None and not ttt.enabled:
         dist.print0("note: a fresh, untrained backbone without test-time training (--ttt-steps) answers "
                     "at random", file=sys.stderr)
-    trainer = TestTimeTrainer(agent, ttt, joint=joint) if ttt.enabled or joint else None
+    recall = None
+    if args.memory:
+        recall = load_recall(args.memory, agent, answering, inf.max_len)
+        dist.print0(f"memory: {recall.summary()} from {args.memory}; each task also trains on its "
+                    f"{ttt.recall_k} nearest ({ttt.recall_share:.0%} of its test-time training sequences)", flush=True)
+        if not ttt.enabled:
+            dist.print0("note: --memory is used by test-time training, which is off (--ttt-steps 0)", file=sys.stderr)
+    trainer = TestTimeTrainer(agent, ttt, joint=joint, recall=recall) if ttt.enabled or joint else None
     return agent, inf, trainer, memory_function(agent, solver2, bank)
 
 
@@ -474,7 +514,7 @@ def _evaluate(args: argparse.Namespace) -> int:
     out = Path(args.output_dir)
     if args.resume and dist.world_size() > 1:
         raise ArcEfeError("--resume works for one process: give each shard its own --shard i/n and --output-dir")
-    agent, inf, trainer, memory_fn = _setup(args, joint=args.joint_seconds > 0)
+    agent, inf, trainer, memory_fn = _setup(args, joint=args.joint_seconds > 0, answering=[t.id for t in every_task])
     done = _resume_records(args, out, tasks) if dist.world_size() == 1 else {}  # once the model has loaded
     if args.joint_seconds > 0:
         _joint_training(args, trainer, every_task, out)
@@ -534,7 +574,7 @@ def solve(args: argparse.Namespace) -> int:
     if args.joint_seconds > 0:
         raise ArcEfeError("--joint-seconds trains on all the tasks of an evaluation: use arc-efe evaluate")
     tasks = load_tasks(args.task_file, None, False).tasks
-    agent, inf, trainer, memory_fn = _setup(args)
+    agent, inf, trainer, memory_fn = _setup(args, answering=[t.id for t in tasks])
     colour = not args.no_color and (args.color or sys.stdout.isatty())
     try:
         for task in tasks:

@@ -57,6 +57,7 @@ from ..data.views import random_view, rule_colours, rule_keeping_view
 from ..model.agent import Agent
 from ..model.backbone import is_peft
 from ..model.device import autocast
+from ..solver2.recall import Recall
 
 FULL_MAX_PARAMS = 100_000_000
 LORA_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
@@ -81,8 +82,13 @@ class TTTConfig:
     max_tokens: int = 8192  # tokens of one step: fewer than `batch` sequences when they are long
     seed: int = 0
     views: str = "all"  # what varies between training sequences: see TTT_VIEWS
+    recall_k: int = 2  # with a Recall (Solver2's memory): the nearest solved training tasks trained on too
+    recall_share: float = 0.25  # the share of sequences drawn from them
 
     def __post_init__(self) -> None:
+        if self.recall_k < 0 or not 0.0 <= self.recall_share < 1.0:
+            raise ValueError(f"memory recall needs k >= 0 and a share in [0, 1), got {self.recall_k} and "
+                             f"{self.recall_share}")
         if self.views not in TTT_VIEWS:
             raise ValueError(f"test-time training views must be one of {', '.join(TTT_VIEWS)}, got {self.views!r}")
         if self.mode not in ("auto", "full", "lora"):
@@ -101,6 +107,7 @@ class TTTStats:
     first_loss: float | None = None
     last_loss: float | None = None  # mean of the last few steps' losses
     seconds: float = 0.0
+    recalled: tuple[str, ...] = ()  # the solved training tasks trained on with this task (Solver2's memory)
 
     @classmethod
     def of(cls, losses: list[float], start: float) -> "TTTStats":
@@ -116,10 +123,12 @@ def _task_seed(seed: int, task_id: str) -> int:
 class TestTimeTrainer:
     __test__ = False  # not a pytest test class despite its name
 
-    def __init__(self, agent: Agent, cfg: TTTConfig, joint: bool = False):
-        """`joint`: `fit_jointly` will train too (so a lora adapter is needed even without per-task steps)."""
+    def __init__(self, agent: Agent, cfg: TTTConfig, joint: bool = False, recall: Recall | None = None):
+        """`joint`: `fit_jointly` will train too (so a lora adapter is needed even without per-task steps).
+        `recall`: Solver2's solved training tasks; each task also trains on its nearest ones."""
         self.agent = agent
         self.cfg = cfg
+        self.recall = recall
         n_params = sum(p.numel() for p in agent.backbone.parameters())
         self.mode = cfg.mode if cfg.mode != "auto" else ("full" if n_params <= FULL_MAX_PARAMS else "lora")
         self._requires_grad = {n: p.requires_grad for n, p in agent.backbone.named_parameters()}
@@ -196,10 +205,21 @@ class TestTimeTrainer:
         except SequenceTooLong:
             return None
 
-    def _examples(self, task: Task, rng: np.random.Generator) -> list[Example]:
+    def _examples(self, task: Task, rng: np.random.Generator, recalled: Sequence[Query] = ()) -> list[Example]:
+        """A step's sequences: leave-one-out queries of `task`, and a `recall_share` of them from
+        the recalled tasks (their leave-one-out queries and their solved query)."""
         queries = make_queries([task], "train")
         fixed = rule_colours(task.train) if self.cfg.views == "rule" else None
-        return self._fill(lambda: self._example(queries[int(rng.integers(len(queries)))], rng, fixed))
+        extra = [(make_queries([q.task], "train") + [q], rule_colours(q.task.train) if fixed is not None else None)
+                 for q in recalled]
+
+        def draw() -> Example | None:
+            if extra and rng.random() < self.cfg.recall_share:
+                pool, colours = extra[int(rng.integers(len(extra)))]
+                return self._example(pool[int(rng.integers(len(pool)))], rng, colours)
+            return self._example(queries[int(rng.integers(len(queries)))], rng, fixed)
+
+        return self._fill(draw)
 
     def _fill(self, draw: Callable[[], Example | None]) -> list[Example]:
         """Up to `batch` drawn sequences, stopping before `max_tokens` would be passed (one at least)."""
@@ -218,7 +238,11 @@ class TestTimeTrainer:
         if len(task.train) < 2:
             return TTTStats()  # leave-one-out needs two demonstrations
         rng = np.random.default_rng(_task_seed(self.cfg.seed, task.id))
-        return self._fit(lambda: self._examples(task, rng), self.cfg.steps, self.cfg.seconds)
+        recalled = [] if self.recall is None else self.recall.nearest(self.agent, task, self.cfg.recall_k,
+                                                                      self.cfg.max_len)
+        stats = self._fit(lambda: self._examples(task, rng, recalled), self.cfg.steps, self.cfg.seconds)
+        stats.recalled = tuple(q.task.id for q in recalled)
+        return stats
 
     def _fit(self, draw: Callable[[], list[Example]], steps: int, seconds: float | None) -> TTTStats:
         """Optimizer steps on drawn sequences (the EFE risk term) until `steps` or `seconds` run out."""

@@ -160,6 +160,7 @@ class MemoryWriter:
             value = solution_embedding(hidden, k, e.answer_start, e.answer_len)
             meta = {"task_id": q.task.id, "split": q.split, "index": q.index, "epoch": result.epoch + 1,
                     "step": result.step + 1, "risk": result.risk[i], "dihedral": v.dihedral,
-                    "colours": list(v.colours), "source": "exact" if self.exact else "risk"}
+                    "colours": list(v.colours), "source": "exact" if self.exact else "risk",
+                    "data": q.task.source}  # where the task can be loaded again (recall.py)
             entries.append((keys[k].cpu(), value.cpu(), meta))
         return entries

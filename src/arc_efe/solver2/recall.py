@@ -1,0 +1,112 @@
+"""Solver2 at evaluation: the solved training tasks most like a new task, trained on with it.
+
+The memory bank (memory.py) fills during training with verified solutions: queries of
+training tasks whose answer was exactly right, each stored with its task id, split, query
+index and the data source the task came from. At evaluation (`arc-efe evaluate --memory
+PATH`), `Recall` turns a saved bank back into those solved tasks, keys each one with the
+model that answers (the task encoder of retrieval.py: its last hidden states pooled over the
+demonstrations of the solved query) and, for each task being answered, finds the `k` stored
+tasks whose keys are nearest to the key of that task's own demonstrations. Test-time
+training (inference/ttt.py) then draws a share of its sequences from them: their
+demonstrations, leave-one-out, and their solved queries.
+
+What it never reads is an answer of a task being answered: entries of any task id of an ARC
+evaluation set, or of the tasks being answered, are left out when the bank is read (ARC-AGI-2
+training holds ARC-AGI-1 evaluation tasks), and a new task's key comes from its
+demonstrations only. Entries of generated tasks are left out too: their tasks are not stored
+and cannot be loaded again by id.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable
+
+import torch
+
+from ..data.dataset import Query, make_queries
+from ..data.sequences import forward_example
+from ..data.sources import evaluation_ids, load_tasks
+from ..data.synthetic import is_synthetic
+from ..data.tasks import Task
+from ..data.tokens import SequenceTooLong
+from ..data.views import View
+from ..errors import ArcEfeError
+from .memory import MemoryBank
+from .retrieval import task_keys
+
+KEY_BATCH = 8  # tasks keyed per forward pass
+
+
+@dataclass
+class Recall:
+    queries: list[Query]  # one verified query per stored task (its lowest-risk entry)
+    keys: torch.Tensor  # (tasks, hidden), L2-normalised, from the answering model
+    left_out: dict[str, int] = field(default_factory=dict)  # entries not used, by reason
+
+    @classmethod
+    def from_bank(cls, agent, bank: MemoryBank, answering: Iterable[str], max_len: int,
+                  where: str | Path, data: str | None = None) -> "Recall":
+        """The solved tasks of `bank` that may be recalled while answering the tasks `answering`.
+        `data`: the source of entries saved without one (a run's --data)."""
+        forbidden = set(answering) | evaluation_ids()
+        best: dict[str, dict] = {}
+        left_out: dict[str, int] = {}
+        for m in bank.meta:
+            source = m.get("data") or data
+            reason = ("an evaluation task or one being answered" if m["task_id"] in forbidden else
+                      "no data source named" if source is None else
+                      "a generated task" if is_synthetic(source) else None)
+            if reason is not None:
+                left_out[reason] = left_out.get(reason, 0) + 1
+            elif m["task_id"] not in best or m["risk"] < best[m["task_id"]]["risk"]:
+                best[m["task_id"]] = {**m, "data": source}
+        sources: dict[str, dict[str, Task]] = {}
+        queries = []
+        for task_id, m in sorted(best.items()):
+            if m["data"] not in sources:
+                sources[m["data"]] = load_tasks(m["data"]).by_id()
+            task = sources[m["data"]].get(task_id)
+            split, index = m.get("split", "train"), m.get("index", 0)
+            pairs = () if task is None else task.train if split == "train" else task.test
+            if task is None or not isinstance(index, int) or not 0 <= index < len(pairs) or pairs[index].output is None:
+                raise ArcEfeError(f"{where}: entry of task {task_id} ({split} {index}) is not a solved query "
+                                  f"of {m['data']}")
+            queries.append(Query(task, index, split))
+        examples, kept = [], []
+        for q in queries:
+            try:
+                examples.append(forward_example(q, View(), max_len))
+                kept.append(q)
+            except SequenceTooLong:
+                left_out["longer than the context"] = left_out.get("longer than the context", 0) + 1
+        device = next(agent.backbone.parameters()).device
+        hidden = agent.backbone.get_input_embeddings().embedding_dim
+        keys = [task_keys(agent.backbone, examples[i:i + KEY_BATCH], device).cpu()
+                for i in range(0, len(examples), KEY_BATCH)]
+        return cls(kept, torch.cat(keys) if keys else torch.zeros(0, hidden), left_out)
+
+    def __len__(self) -> int:
+        return len(self.queries)
+
+    def nearest(self, agent, task: Task, k: int, max_len: int) -> list[Query]:
+        """The verified queries of the `k` stored tasks nearest to `task` (never `task` itself),
+        from the key of its demonstrations (a leave-one-out query: no test pair is read)."""
+        own = [q for q in make_queries([task], "train") if q.context]
+        if not own or not len(self) or k < 1:
+            return []
+        try:
+            example = forward_example(own[0], View(), max_len)
+        except SequenceTooLong:
+            return []
+        device = next(agent.backbone.parameters()).device
+        key = task_keys(agent.backbone, [example], device).cpu()[0]
+        order = torch.argsort(self.keys @ key, descending=True).tolist()
+        return [self.queries[i] for i in order if self.queries[i].task.id != task.id][:k]
+
+    def summary(self) -> str:
+        out = f"{len(self)} solved training tasks"
+        if self.left_out:
+            out += " (left out: " + ", ".join(f"{n} entries: {why}" for why, n in sorted(self.left_out.items())) + ")"
+        return out

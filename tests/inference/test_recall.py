@@ -1,0 +1,121 @@
+"""Solver2's memory at evaluation: solved training tasks recalled into test-time training."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from arc_efe.cli import main
+from arc_efe.data.packing import make_batch
+from arc_efe.data.tasks import Pair, Task
+from arc_efe.inference import ttt as ttt_module
+from arc_efe.inference.ttt import TestTimeTrainer, TTTConfig
+from arc_efe.model.agent import Agent
+from arc_efe.model.backbone import BackboneConfig, load_backbone
+from arc_efe.solver2.memory import MemoryBank
+from arc_efe.solver2.recall import Recall
+
+from test_joint import _row_widths
+
+ANSWERED_DEMO, TEST_IN, TEST_OUT, STORED = 3, 5, 7, 4  # grid sides
+EVAL_ID = "00576224"  # an ARC-AGI-1 evaluation task id
+
+
+def _grid(rng, side):
+    return rng.integers(0, 10, size=(side, side)).astype(np.uint8)
+
+
+def _task(task_id, seed, side, test=(TEST_IN, TEST_OUT), train=None):
+    rng = np.random.default_rng(seed)
+    train = train or tuple(Pair(_grid(rng, side), _grid(rng, side)) for _ in range(3))
+    return Task(task_id, train, (Pair(_grid(rng, test[0]), _grid(rng, test[1])),))
+
+
+def _bank_and_data(tmp_path, answered):
+    """A bank of solved queries of stored tasks (4x4 grids), of the answered task and of an
+    evaluation task id, and the task file they name as their data."""
+    stored = [_task("s1", 1, STORED, (STORED, STORED)), _task("s2", 2, STORED, (STORED, STORED)),
+              _task("twin", 3, STORED, (STORED, STORED), train=answered.train)]  # the answered task's demonstrations
+    tasks = [*stored, answered, _task(EVAL_ID, 4, STORED, (STORED, STORED))]
+    data = tmp_path / "stored.json"
+    data.write_text(json.dumps({t.id: t.to_json() for t in tasks}))
+    bank = MemoryBank(dim=128)
+    for i, t in enumerate(tasks):
+        bank.add(torch.randn(128), torch.randn(128),
+                 {"task_id": t.id, "split": "test", "index": 0, "risk": 0.01 * i, "data": str(data)})
+    bank.add(torch.randn(128), torch.randn(128), {"task_id": "gen-1", "split": "train", "index": 0, "risk": 0.0,
+                                                  "data": "synthetic/flip_lr"})
+    return bank, data
+
+
+def test_recall_leaves_out_answered_and_evaluation_tasks_and_never_reads_their_answers(tmp_path, monkeypatch):
+    torch.manual_seed(0)
+    agent = Agent(load_backbone(BackboneConfig(), torch.device("cpu"), torch.float32))
+    answered = _task("answered", 0, ANSWERED_DEMO)
+    bank, _ = _bank_and_data(tmp_path, answered)
+    recall = Recall.from_bank(agent, bank, [answered.id], 2048, tmp_path)
+    assert sorted(q.task.id for q in recall.queries) == ["s1", "s2", "twin"]
+    assert recall.left_out == {"an evaluation task or one being answered": 2, "a generated task": 1}
+    # the nearest stored task is the one with the same demonstrations
+    assert recall.nearest(agent, answered, 1, 2048)[0].task.id == "twin"
+
+    seen = []
+
+    def spy(examples, rows_of, packed=True):
+        seen.extend(examples)
+        return make_batch(examples, rows_of, packed)
+
+    monkeypatch.setattr(ttt_module, "make_batch", spy)
+    trainer = TestTimeTrainer(agent, TTTConfig(steps=12, batch=4, recall_k=2, recall_share=0.5), recall=recall)
+    with trainer.adapted(answered) as stats:
+        pass
+    assert stats.recalled[0] == "twin" and len(stats.recalled) == 2
+    widths = [_row_widths(e.tokens) for e in seen]
+    # the answered task's demonstrations (3 wide) and the recalled tasks' grids (4 wide, their
+    # solved test pairs included); never the answered task's test input (5) or output (7)
+    assert set().union(*widths) == {ANSWERED_DEMO, STORED}
+    assert any(w == {STORED} for w in widths) and any(w == {ANSWERED_DEMO} for w in widths)
+
+
+def test_without_recall_the_sequences_are_unchanged(monkeypatch):
+    """Memory off draws exactly what it drew before memory existed: same RNG stream."""
+    answered = _task("answered", 0, ANSWERED_DEMO)
+    runs = []
+    for recall in (None, Recall([], torch.zeros(0, 128))):
+        torch.manual_seed(0)
+        agent = Agent(load_backbone(BackboneConfig(), torch.device("cpu"), torch.float32))
+        seen = []
+        monkeypatch.setattr(ttt_module, "make_batch",
+                            lambda ex, rows_of, packed=True, seen=seen: (seen.extend(ex), make_batch(ex, rows_of))[1])
+        with TestTimeTrainer(agent, TTTConfig(steps=3, batch=4), recall=recall).adapted(answered) as stats:
+            pass
+        runs.append(([e.tokens for e in seen], stats.recalled))
+    assert runs[0] == runs[1] and runs[0][1] == ()
+
+
+def test_evaluate_with_memory_recalls_and_a_damaged_bank_is_one_line(tmp_path, capsys):
+    answered = _task("answered", 0, ANSWERED_DEMO)
+    bank, data = _bank_and_data(tmp_path, answered)
+    bank.save(tmp_path / "bank")
+    tasks = tmp_path / "answer.json"
+    tasks.write_text(json.dumps({answered.id: answered.to_json()}))
+    args = ["evaluate", "--data", str(tasks), "--checkpoint", "fresh", "--device", "cpu", "--views", "1",
+            "--decoder", "greedy", "--ttt-steps", "2", "--no-progress", "--memory", str(tmp_path / "bank")]
+    assert main([*args, "--output-dir", str(tmp_path / "ev")]) == 0
+    out = capsys.readouterr().out
+    assert "memory: 3 solved training tasks (left out: 1 entries: a generated task, 2 entries: an evaluation " \
+           "task or one being answered)" in out
+    record = json.loads((tmp_path / "ev" / "eval.jsonl").read_text())
+    assert record["ttt"]["recalled"][0] == "twin" and len(record["ttt"]["recalled"]) == 2
+
+    damaged = tmp_path / "bank" / "memory.safetensors"
+    damaged.write_bytes(damaged.read_bytes()[:50])
+    assert main([*args, "--output-dir", str(tmp_path / "ev2")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and str(damaged) in err[0], err
+    assert not (tmp_path / "ev2").exists()
+    assert main([*args[:-2], "--memory", str(tmp_path), "--output-dir", str(tmp_path / "ev3")]) == 2
+    assert "no memory bank here (memory.json)" in capsys.readouterr().err
+    with pytest.raises(ValueError, match="a share in"):
+        TTTConfig(recall_share=1.5)
