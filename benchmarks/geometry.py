@@ -39,7 +39,6 @@ from arc_efe.cli import build_parser
 from arc_efe.data.synthetic.single_rules import single_rule_tasks
 from arc_efe.data.tasks import answer_shape, grids_equal
 from arc_efe.data.tokens import answer_tokens
-from arc_efe.data.positions import widen
 from arc_efe.data.sequences import view_pairs
 from arc_efe.inference.decoding import prompt_logliks
 from arc_efe.inference.evaluate import FRESH, configs_from_args, load_agent
@@ -107,8 +106,6 @@ def main() -> None:
     path = None if fresh else (Path(ev.checkpoint) if ev.checkpoint else shipped_model())
     torch.manual_seed(ev.seed)
     agent, *_ = load_agent(path, ev.model_name or "tiny", torch.device("cpu"), ev.positions)
-    if ev.widen_positions:
-        widen(agent.backbone, ev.widen_positions)
     inf, ttt = configs_from_args(ev, ev.max_context, torch.device("cpu"), fresh=fresh)
     trainer = TestTimeTrainer(agent, ttt) if ttt.enabled else None
     print(f"model: {path or f'untrained tiny ({ev.positions})'}; answer views {inf.view_kind}, test-time views "

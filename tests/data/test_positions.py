@@ -11,7 +11,7 @@ from transformers import Qwen2Config, Qwen2ForCausalLM
 from arc_efe.data.packing import pack
 from arc_efe.data.positions import (MATCH_NO, MATCH_NONE, MATCH_YES, NO_COLOUR, NO_PLACE, PAIRED, ROLE_ANSWER,
                                     ROLE_DEMO_IN, ROLE_DEMO_OUT, ROLE_DRAFT, ROLE_NONE, ROLE_TEST_IN, embed,
-                                    GridPositions, grid_places, newest_places, widen)
+                                    GridPositions, grid_places, newest_places)
 from arc_efe.data.sequences import Example, collate
 from arc_efe.data.tasks import Pair
 from arc_efe.data.tokens import BOS, END, IN, OUT, PAD, ROW, answer_tokens, encode_task
@@ -316,31 +316,3 @@ def test_epochs_report_in_context_accuracy_and_the_diagnosis_reads_it(tmp_path, 
     titles = [f.title for f in diagnose(config, records)]
     assert "in-context rule learning is rising" in titles and not any("no fresh task" in t for t in titles)
     assert json.loads((run / "config.json").read_text())["icl_tasks"] == 4
-
-
-def test_widening_a_trained_models_positions_keeps_its_logits_and_learns_the_new_channels():
-    """A 2d-mirror model widened to 2d-match: its tables are kept, the paired-colour and match
-    tables start at zero (the same logits, bit for bit), and a training step moves them; a
-    narrower kind is refused."""
-    agent = tiny_agent("2d-mirror")
-    backbone = agent.backbone
-    before = {n: t.weight.detach().clone() for n, t in backbone.arc_positions.tables.items()}
-    ids = torch.tensor([e.tokens for e in examples_of_ragged_sizes()[:1]])
-    with torch.no_grad():
-        want = backbone(inputs_embeds=embed(backbone, ids)).logits
-    widen(backbone, "2d-match")
-    grid = backbone.arc_positions
-    assert grid.kind == "2d-match" and set(before) < set(grid.tables)
-    assert all(torch.equal(grid.tables[n].weight, w) for n, w in before.items())
-    new = [n for n in grid.tables if n not in before]
-    assert {n.split("_")[0] for n in new} == {"paired", "match"} and all(not grid.tables[n].weight.any() for n in new)
-    with torch.no_grad():
-        assert torch.equal(backbone(inputs_embeds=embed(backbone, ids)).logits, want)
-    assert any(p is grid.tables[new[0]].weight for p in backbone.parameters())  # test-time training reaches it
-    loss = backbone(inputs_embeds=embed(backbone, ids)).logits.logsumexp(-1).mean()
-    loss.backward()
-    assert any(grid.tables[n].weight.grad is not None and grid.tables[n].weight.grad.any() for n in new)
-    with pytest.raises(ValueError, match="2d-match positions can be widened to 2d-match, not '2d'"):
-        widen(backbone, "2d")
-    widen(backbone, "2d-match")  # already that kind: unchanged
-    assert backbone.arc_positions is grid

@@ -91,16 +91,6 @@ def test_evaluate_starts_from_the_shipped_model_unless_told_fresh(tmp_path, caps
     answers = {n: (tmp_path / n / "submission.json").read_text() for n in outputs}
     assert answers["default"] == answers["explicit"] != answers["fresh"]
 
-    # --widen-positions: the shipped 2d-mirror model gets the 2d-match channels at zero, says
-    # so, and answers as before until test-time training moves them; narrowing is refused
-    assert main(["evaluate", *common, "--widen-positions", "2d-match", "--output-dir", str(tmp_path / "wide")]) == 0
-    assert capsys.readouterr().out.splitlines()[1].startswith("positions: widened to 2d-match")
-    assert (tmp_path / "wide" / "submission.json").read_text() == answers["default"]
-    assert main(["evaluate", *common, "--widen-positions", "2d", "--output-dir", str(tmp_path / "narrow")]) == 2
-    err = capsys.readouterr().err.strip().splitlines()
-    assert err == ["error: --widen-positions: a model with 2d-mirror positions can be widened to 2d-mirror, "
-                   "2d-paired, 2d-match, not '2d'"], err
-
 
 def _train_config(*flags):
     from arc_efe.training.flags import add_train_args, config_from_args

@@ -266,27 +266,6 @@ def attach(model: nn.Module, kind: str, zero_init: bool) -> None:
     model.arc_positions = GridPositions(emb.embedding_dim, kind, zero_init).to(emb.weight.device)
 
 
-def widen(model: nn.Module, kind: str) -> None:
-    """Give a trained model the channels of `kind` it lacks, zero-initialised: each kind of
-    POSITIONS holds every channel of the ones before it, so a `2d-mirror` model widened to
-    `2d-match` keeps its tables and gets the paired colours and match flags at zero. Its logits
-    stay exactly what they were until training (test-time training) moves the new tables."""
-    old = grid_module(model)
-    have = "1d" if old is None else old.kind
-    if kind not in POSITIONS or POSITIONS.index(kind) < POSITIONS.index(have):
-        raise ValueError(f"a model with {have} positions can be widened to "
-                         f"{', '.join(POSITIONS[POSITIONS.index(have):])}, not {kind!r}")
-    if kind == have:
-        return
-    emb = model.get_input_embeddings()
-    new = GridPositions(emb.embedding_dim, kind, zero_init=True).to(emb.weight.device)
-    if old is not None:
-        with torch.no_grad():
-            for name, table in old.tables.items():
-                new.tables[name].weight.copy_(table.weight)
-    model.arc_positions = new
-
-
 def grid_module(backbone: nn.Module) -> GridPositions | None:
     """The backbone's grid positions (through a peft or torch.compile wrapper), or None."""
     return getattr(backbone, "arc_positions", None)

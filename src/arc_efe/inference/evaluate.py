@@ -40,7 +40,7 @@ from typing import Sequence
 import torch
 
 from ..data.files import atomic_write_bytes, atomic_write_json, atomic_write_text, read_jsonl, read_safetensors
-from ..data.positions import DEFAULT_POSITIONS, POSITIONS, widen
+from ..data.positions import DEFAULT_POSITIONS, POSITIONS
 from ..data.scoring import make_entry, read_submission, report_lines, score_submission, write_submission
 from ..data.sequences import Example
 from ..data.sources import load_tasks
@@ -129,10 +129,6 @@ def add_model_args(p: argparse.ArgumentParser) -> None:
                    help="an untrained backbone of this preset (tiny unless given): implies --checkpoint fresh")
     p.add_argument("--positions", choices=POSITIONS, default=DEFAULT_POSITIONS,
                    help="grid positions of an untrained backbone (a trained model keeps its own)")
-    p.add_argument("--widen-positions", choices=POSITIONS[1:], default=None, metavar="KIND",
-                   help="give a trained model the grid-position channels of KIND it lacks, zero-initialised "
-                        "(e.g. 2d-match for the shipped 2d-mirror model): its answers stay the same until "
-                        "test-time training learns to use them")
     p.add_argument("--seed", type=int, default=0, help="seed of the views, test-time training and synthetic tasks")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
 
@@ -385,15 +381,7 @@ def _setup(args: argparse.Namespace, joint: bool = False, answering: Sequence[st
     torch.manual_seed(args.seed)
     run_dir = model_path(args)
     agent, solver2, bank, trained_len = load_agent(run_dir, args.model_name or "tiny", device, args.positions)
-    if args.widen_positions:
-        try:
-            widen(agent.backbone, args.widen_positions)
-        except ValueError as e:
-            raise ArcEfeError(f"--widen-positions: {e}") from None
     dist.print0(model_line(args, run_dir), flush=True)  # once it has loaded: a bad model prints one error alone
-    if args.widen_positions:
-        dist.print0(f"positions: widened to {args.widen_positions} (the channels the model lacked start at zero; "
-                    "test-time training learns them)", flush=True)
     inf, ttt = configs_from_args(args, args.max_context, device, fresh=run_dir is None)
     if run_dir is not None and trained_len < inf.max_len:
         dist.print0(f"context: up to {inf.max_len} tokens per task (--max-context); the model trained on up to "
