@@ -121,9 +121,9 @@ def summary(tasks: list[Task], shards: list[list[dict]], out: Path) -> list[str]
         lines.append("by size quartile (cells of demonstrations and test inputs): "
                      + ", ".join(f"Q{q} {c[0]}/{c[1]}" for q, c in counts.items()))
         lines.append("  no candidate by quartile: " + ", ".join(f"Q{q} {c[2]}" for q, c in counts.items()))
+        cells = {q: [task_cells(t) for t in order if quarter[t.id] == q] for q in range(1, 5)}
         lines.append("  size range of each quartile: " + ", ".join(
-            f"Q{q} {min(task_cells(t) for t in order if quarter[t.id] == q)}-"
-            f"{max(task_cells(t) for t in order if quarter[t.id] == q)} cells" for q in range(1, 5)))
+            f"Q{q} {min(c)}-{max(c)} cells" for q, c in cells.items() if c))
     seconds = [sum(r["seconds"] for r in recs) for recs in shards]
     if records:
         lines.append(f"time: {sum(seconds):.0f} s of task time ({sum(seconds) / len(records):.1f} s per task); "
