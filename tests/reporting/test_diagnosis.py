@@ -243,6 +243,12 @@ def test_validation_zero_for_patience_epochs_is_a_warning():
             r["val_accuracy"] = 0.0
     found = diagnose(HEALTHY_CONFIG, recs)
     assert "validation accuracy is still 0 after 3 epochs" in titles(found, "warning")
+    advice = [f.try_next for f in found if f.title.startswith("validation accuracy is still 0")][0]
+    assert "memorises" in advice and "fine-tune" not in advice
+    # a fine-tune of trained weights: the advice says where its new-task answers come from
+    tuned = diagnose({**HEALTHY_CONFIG, "init": "models/arc-efe-tiny"}, recs)
+    advice = [f.try_next for f in tuned if f.title.startswith("validation accuracy is still 0")][0]
+    assert "started from the trained weights of models/arc-efe-tiny" in advice and "arc-efe evaluate" in advice
 
 
 def test_overfitting_is_a_warning():

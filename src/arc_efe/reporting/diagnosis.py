@@ -404,17 +404,21 @@ def _memory_growth(epochs: list[dict]) -> str:
     return f"; size by epoch: {', '.join(map(str, sizes))} ({verdict})"
 
 
-def _check_validation(epochs: list[dict]) -> list[Finding]:
+def _check_validation(epochs: list[dict], config: dict) -> list[Finding]:
     val = [(e.get("epoch", "?"), v) for e in epochs if (v := _finite(e.get("val_accuracy"))) is not None]
     out = []
     if len(val) >= VAL_PATIENCE and all(v == 0 for _, v in val):
         train = _finite(epochs[-1].get("train_accuracy"))
         train_text = f"; training accuracy is {fmt_pct(train)}" if train is not None else ""
+        advice = ("if training accuracy is also near 0 the model has not learned yet (see the loss); if it "
+                  "is high, the model memorises training tasks: use more augmentation or fewer epochs")
+        if config.get("init"):  # a fine-tune: what it solves on new tasks comes from where it started
+            advice = (f"the run started from the trained weights of {config['init']}: a short fine-tune seldom "
+                      "changes which new tasks a model solves without test-time training; measure it with "
+                      "arc-efe evaluate --checkpoint RUN_DIR (test-time training per task), or train longer")
         out.append(Finding(
             "warning", f"validation accuracy is still 0 after {len(val)} epochs",
-            f"no validation task solved in epochs {val[0][0]} .. {val[-1][0]}{train_text}",
-            "if training accuracy is also near 0 the model has not learned yet (see the loss); if it "
-            "is high, the model memorises training tasks: use more augmentation or fewer epochs"))
+            f"no validation task solved in epochs {val[0][0]} .. {val[-1][0]}{train_text}", advice))
     elif len(val) >= 2 and val[-1][1] > val[0][1]:
         out.append(Finding(
             "good", f"validation accuracy is rising ({fmt_pct(val[0][1])} -> {fmt_pct(val[-1][1])})",
@@ -490,7 +494,7 @@ def diagnose(config: dict, records: list[dict]) -> list[Finding]:
     findings = (_check_nonfinite(steps, epochs) + _check_rollbacks(rollbacks) + _check_trend(trend, config)
                 + _check_negative(steps, epochs) + _check_dominating(means, where, config)
                 + _check_range(means, where) + _check_frozen(config) + _check_lr(trend, config)
-                + _check_memory(epochs, config) + _check_validation(epochs) + _check_in_context(epochs, config)
+                + _check_memory(epochs, config) + _check_validation(epochs, config) + _check_in_context(epochs, config)
                 + _check_overfit(epochs) + _check_throughput(steps))
     return sorted(findings, key=lambda f: _RANK.get(f.severity, len(_RANK)))
 
