@@ -12,8 +12,8 @@ from ..data.positions import DEFAULT_POSITIONS, POSITIONS
 from ..errors import ConfigError
 from ..loss import DEFAULT_WEIGHTS
 from ..model.backbone import PRESETS as MODEL_PRESETS
-from ..saved.config import PRESETS, TrainConfig
 from ..model.device import resolve_device
+from ..saved.config import PRESETS, TrainConfig
 from ..saved.modelfolder import SHIPPED, is_model_folder, model_source, read_model_folder
 
 
