@@ -175,6 +175,7 @@ def test_root_script_runs_verbatim(tmp_path):
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), str(ROOT / "src")]))
     r = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, env=env, timeout=600)
     assert r.returncode == 0, r.stderr[-2000:]
+    assert "start: the shipped pretrained model /" in r.stdout  # from elsewhere: its absolute path, no ../..
     for text in ("start: the shipped pretrained model", "Loss:", "Memory bank updates:", "Training Accuracy:",
                  "Validation Accuracy:", "report:", "run folder:"):
         assert text in r.stdout

@@ -103,16 +103,22 @@ def _lr_lambda(warmup: int, total: int) -> Callable[[int], float]:
     return f
 
 
+def _shown(path: Path) -> str:
+    """`path` relative to the working directory when it is below it, else absolute."""
+    rel = os.path.relpath(path)
+    return str(path) if rel.startswith("..") else rel
+
+
 def start_line(cfg: TrainConfig) -> str:
     """The line that says which weights a new run starts from."""
     if cfg.init and Path(cfg.init).resolve() == SHIPPED:
-        return (f"start: the shipped pretrained model {os.path.relpath(SHIPPED)} (its card: "
-                f"{os.path.relpath(SHIPPED / 'README.md')}); --init none starts from random weights")
+        return (f"start: the shipped pretrained model {_shown(SHIPPED)} (its card: "
+                f"{_shown(SHIPPED / 'README.md')}); --init none starts from random weights")
     if cfg.init:
         return f"start: the weights of {cfg.init}"
     hint = ""
     if cfg.model_name in PRESETS and is_model_folder(SHIPPED):
-        hint = (f": it learns ARC from nothing, so expect 0% for a while; --init {os.path.relpath(SHIPPED)} "
+        hint = (f": it learns ARC from nothing, so expect 0% for a while; --init {_shown(SHIPPED)} "
                 "starts from the shipped pretrained model instead")
     return f"start: random weights{hint}"
 
