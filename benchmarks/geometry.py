@@ -72,20 +72,19 @@ def study(agent, task, inf, trainer) -> dict:
             cands = out.candidates
             found = next((i for i, c in enumerate(cands) if grids_equal(c.grid, answer)), None)
             right = cands[found] if found is not None else Candidate(answer, votes=0)
+            prompts = [_encode(task, 0, v, inf.max_len).prompt for v in views]
             if found is None:  # score it as evaluate scores its candidates
-                for v in views:
-                    enc = _encode(task, 0, v, inf.max_len)
-                    lik = prompt_logliks(agent, enc.prompt, [v.apply_grid(answer)])[0]
+                for v, prompt in zip(views, prompts):
+                    lik = prompt_logliks(agent, prompt, [v.apply_grid(answer)])[0]
                     right.logliks.append(lik.logprob)
                     right.entropies.append(lik.entropy)
             per_view = []
-            for v in views:
-                enc = _encode(task, 0, v, inf.max_len)
+            for v, prompt in zip(views, prompts):
                 shape = answer_shape(view_pairs(task.train, v), v.apply_grid(task.test[0].input)) \
                     if inf.shape_rule else None
-                grid = agent.greedy([enc.prompt], None, inf.max_side, [shape])[0]
+                grid = agent.greedy([prompt], None, inf.max_side, [shape])[0]
                 per_view.append(grid is not None and grids_equal(v.invert_grid(grid), answer))
-            acc = token_accuracy(agent, _encode(task, 0, views[0], inf.max_len).prompt, answer)
+            acc = token_accuracy(agent, prompts[0], answer)
     solved = any(grids_equal(a, answer) for a in out.attempts)
     gap = right.score(inf.vote_weight) - cands[0].score(inf.vote_weight) if right.logliks else float("nan")
     return {"solved": solved, "found": found, "gap": gap, "views_right": sum(per_view), "view0": per_view[0],
@@ -100,7 +99,8 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=1)
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
-    ev = build_parser().parse_args(["evaluate", "--data", "single-rules", *(["--checkpoint", args.checkpoint] if args.checkpoint else []),
+    checkpoint = ["--checkpoint", args.checkpoint] if args.checkpoint else []
+    ev = build_parser().parse_args(["evaluate", "--data", "single-rules", *checkpoint,
                                     "--device", "cpu", *passed])
     fresh = ev.checkpoint == FRESH
     path = None if fresh else (Path(ev.checkpoint) if ev.checkpoint else shipped_model())
