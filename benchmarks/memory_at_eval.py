@@ -41,9 +41,12 @@ def records(folder: Path) -> dict[str, dict]:
     return out
 
 
+def solved(record: dict) -> bool:
+    return bool(record["correct"]) and all(record["correct"])
+
+
 def compare(off: dict[str, dict], on: dict[str, dict]) -> dict:
     both = sorted(set(off) & set(on))
-    solved = lambda r: bool(r["correct"]) and all(r["correct"])  # noqa: E731
     changed = [t for t in both if off[t]["attempts"] != on[t]["attempts"]]
     return {"tasks": len(both), "off": sum(solved(off[t]) for t in both), "on": sum(solved(on[t]) for t in both),
             "changed": changed, "better": [t for t in changed if solved(on[t]) and not solved(off[t])],
