@@ -228,9 +228,13 @@ def test_memory_fills_with_verified_answers_and_never_sees_its_own_task(four_tas
     monkeypatch.setattr(s2mod.MemoryWriter, "__call__", snapshot_call)
     monkeypatch.setattr(MemoryBank, "add", checked_add)
     monkeypatch.setattr(MemoryBank, "search", spy_search)
-    fit(run)
+    seen = []  # (right, checked) of each step taken: what the epoch's training accuracy counts
+    fit(run, [lambda r: seen.append((sum(r.cells_right), len(r.cells_right))) if not r.skipped else None])
     rec = [json.loads(l) for l in (tmp_path / "fill" / "metrics.jsonl").read_text().splitlines()][-1]
     assert rec["memory_adds"] > 0 and rec["memory_size"] == len(run.bank) > 0
+    assert (rec["batch_right"], rec["batch_total"]) == tuple(map(sum, zip(*seen)))
+    assert 0 < rec["batch_right"] <= rec["batch_total"] == 120 * 16
+    assert rec["batch_accuracy"] == rec["batch_right"] / rec["batch_total"]
     assert rec["memory_queries"] == 120 * 16 or rec["memory_queries"] >= rec["memory_adds"]
     assert stored and all(stored), "an entry was stored whose greedy answer is not exact"
     assert searches, "the filled memory was never searched"

@@ -380,7 +380,10 @@ def _check_memory(epochs: list[dict], config: dict) -> list[Finding]:
         return [Finding("good", "memory bank is filling",
                         f"epoch {ep}: {int(adds)} solved queries stored out of {q_text} queries{size_text}",
                         "")]
-    acc = _finite(last.get("train_accuracy"))
+    # the memory checks the epoch's trained queries: their accuracy when it was measured
+    acc = _finite(last.get("batch_accuracy"))
+    if acc is None:
+        acc = _finite(last.get("train_accuracy"))
     saw = f"epoch {ep}: 0 solved queries stored out of {q_text} queries{size_text}"
     if acc == 0:
         saw += ("; training accuracy is 0, so the model has not solved anything yet and there was "

@@ -123,7 +123,8 @@ def lr_plot(steps: list[dict]) -> Plot | None:
 
 
 def accuracy_plot(epochs: list[dict]) -> Plot | None:
-    curves = [series(epochs, "train_accuracy", "training (exact)", x_key="epoch", scale=100),
+    curves = [series(epochs, "batch_accuracy", "training (the epoch's batches)", x_key="epoch", scale=100),
+              series(epochs, "train_accuracy", "training (fixed queries, after the epoch)", x_key="epoch", scale=100),
               series(epochs, "val_accuracy", "validation (pass@2)", x_key="epoch", scale=100)]
     return line_plot("Accuracy", curves, "epoch", "%", from_zero=True)
 

@@ -2,8 +2,8 @@
 `metrics.jsonl`, one JSON object a line:
 
     {"kind": "step", "step", "epoch", "loss", "components": {...}, "lr", "grad_norm", "tokens_per_s"}
-    {"kind": "epoch", "epoch", "train_loss", "train_accuracy", "val_accuracy", "icl_accuracy", "memory_adds",
-     "memory_queries", "memory_size", "nan_skipped", "components": {...}}
+    {"kind": "epoch", "epoch", "train_loss", "train_accuracy", "batch_accuracy", "val_accuracy", "icl_accuracy",
+     "memory_adds", "memory_queries", "memory_size", "nan_skipped", "components": {...}}
 
 `load_run` reads both, from a finished run, a running one or a crashed one (a truncated last
 line is skipped); `open_run` does the same for commands pointed at a run folder by hand;

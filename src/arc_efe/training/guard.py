@@ -43,6 +43,8 @@ class LoopState:
     retrieved: int = 0  # this epoch: queries that found memory entries
     memory_adds: int = 0  # this epoch (the memory writer's counters)
     memory_queries: int = 0
+    grids_right: int = 0  # this epoch: trained queries whose answer had every token right (before the step)
+    grids: int = 0  # this epoch: trained queries counted (steps not skipped)
     seconds: float = 0.0  # time this epoch had run when the checkpoint was written
     bad_streak: int = 0  # non-finite steps in a row
     lr_scale: float = 1.0  # product of the rollbacks' factors

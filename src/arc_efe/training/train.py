@@ -186,13 +186,15 @@ def train_step(run: Run, epoch: int, micro: list[MicroBatch], step: int,
                 result.cells_right.append(bool(right[seg].all()))
     params = [p for g in run.optimizer.param_groups for p in g["params"]]
     dist.sum_gradients(params)
-    totals = dist.sum_floats([loss_value, tokens, result.retrieved, *components.values()], run.device)
+    totals = dist.sum_floats([loss_value, tokens, result.retrieved, sum(result.cells_right), len(result.cells_right),
+                              *components.values()], run.device)
     loss_value, tokens, result.retrieved = totals[0], int(totals[1]), int(totals[2])
-    components = dict(zip(components, totals[3:]))
+    grids_right, grids = int(totals[3]), int(totals[4])  # every rank's queries
+    components = dict(zip(components, totals[5:]))
     grad_norm, finite = guarded_step(run, params, loss_value)  # clip; skip a non-finite step
     result.skipped = not finite
     stats = {"loss": loss_value, "components": components, "grad_norm": grad_norm,
-             "tokens": tokens, "skipped": not finite}
+             "tokens": tokens, "skipped": not finite, "grids_right": grids_right, "grids": grids}
     return stats, result
 
 
@@ -269,6 +271,8 @@ def _fit(run: Run, callbacks: Sequence[StepCallback], stop: StopRequests) -> Non
                 state.retrieved += result.retrieved
                 if not stats["skipped"]:
                     state.losses.append(stats["loss"])
+                    state.grids_right += stats["grids_right"]
+                    state.grids += stats["grids"]
                     for name, v in stats["components"].items():
                         state.components[name].append(v)
                 tok_s = stats["tokens"] / max(dt, 1e-9)
