@@ -186,6 +186,17 @@ def test_memory_without_adds_but_some_accuracy_points_at_the_write():
     assert len(mem) == 1 and "20.0%" in mem[0].saw and "not solved" not in mem[0].saw
 
 
+def test_memory_without_adds_because_solved_queries_were_stored_already_is_no_warning():
+    recs = step_lines([5.1] * 10) + [epoch_line(1, 5.1, train_acc=0.0, adds=0, queries=600)]
+    recs[-1].update(batch_accuracy=1 / 600, memory_known=1, memory_size=4)
+    mem = [f for f in diagnose({"memory": True}, recs) if "memory" in f.title]
+    assert len(mem) == 1 and mem[0].severity == "good"
+    assert "the 1 solved this epoch were already stored" in mem[0].saw and "holds 4 entries" in mem[0].saw
+    recs[-1]["memory_known"] = 0  # solved and not stored: the write is the suspect
+    mem = [f for f in diagnose({"memory": True}, recs) if "memory" in f.title]
+    assert mem[0].severity == "warning" and "0.17%" in mem[0].saw
+
+
 @pytest.mark.parametrize("cfg", [{}, {"memory": False}])
 def test_memory_off_gives_no_memory_finding(cfg):
     recs = step_lines([5.1] * 10) + [epoch_line(1, 5.1, train_acc=0.0, adds=0, queries=0)]

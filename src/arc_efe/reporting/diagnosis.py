@@ -380,6 +380,11 @@ def _check_memory(epochs: list[dict], config: dict) -> list[Finding]:
         return [Finding("good", "memory bank is filling",
                         f"epoch {ep}: {int(adds)} solved queries stored out of {q_text} queries{size_text}",
                         "")]
+    known = _finite(last.get("memory_known"))
+    if known:  # what was solved was stored before: nothing new to add, nothing wrong
+        return [Finding("good", "memory bank holds what was solved",
+                        f"epoch {ep}: 0 new entries out of {q_text} queries: the {int(known)} solved this "
+                        f"epoch were already stored about as well{size_text}", "")]
     # the memory checks the epoch's trained queries: their accuracy when it was measured
     acc = _finite(last.get("batch_accuracy"))
     if acc is None:

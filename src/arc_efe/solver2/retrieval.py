@@ -98,7 +98,8 @@ class MemoryWriter:
     right are decoded: that is necessary for an exact greedy answer, and rare until the
     model is good. A number instead (e.g. 0.05): solved when the query's per-token risk is
     under it, with no decoding.
-    Every query checked counts in `queries`; every stored solution in `adds`.
+    Every query checked counts in `queries`; every stored solution in `adds`; a solved query
+    left out because the bank already holds it about as well, in `known`.
     """
 
     def __init__(self, agent, solver2: Solver2, bank: MemoryBank, threshold: str, max_len: int,
@@ -118,6 +119,7 @@ class MemoryWriter:
     def reset_counts(self) -> None:
         self.adds = 0
         self.queries = 0
+        self.known = 0
 
     @torch.no_grad()
     def __call__(self, result) -> None:
@@ -125,22 +127,25 @@ class MemoryWriter:
             return
         # Under torchrun each rank checks its own queries; the entries are gathered and added
         # in rank order everywhere, so every rank keeps the same bank (distributed.py).
-        for n_queries, entries in gather_lists([(len(result.queries), self._solved(result))]):
+        for n_queries, (known, entries) in gather_lists([(len(result.queries), self._solved(result))]):
             self.queries += n_queries
+            self.known += known
             for key, value, meta in entries:
                 if self.bank.add(key, value, meta):
                     self.adds += 1
 
-    def _solved(self, result) -> list[tuple[torch.Tensor, torch.Tensor, dict]]:
-        """(key, value, metadata) of each of the step's queries that counts as solved."""
+    def _solved(self, result) -> tuple[int, list[tuple[torch.Tensor, torch.Tensor, dict]]]:
+        """(queries left out as already stored, [(key, value, metadata) of each of the step's
+        queries that counts as solved])."""
         if self.exact:
             cand = [i for i, ok in enumerate(result.cells_right) if ok]
         else:
             cand = [i for i, r in enumerate(result.risk) if r < self.limit]
         # A query whose stored solution is about as good would not be worth replacing: skip it.
-        cand = [i for i in cand if not self._kept_better(result.queries[i], result.risk[i])]
+        new = [i for i in cand if not self._kept_better(result.queries[i], result.risk[i])]
+        known, cand = len(cand) - len(new), new
         if not cand:
-            return []
+            return known, []
         queries = [result.queries[i] for i in cand]
         views = [result.views[i] for i in cand]
         examples = [forward_example(q, v, self.max_len) for q, v in zip(queries, views)]
@@ -163,4 +168,4 @@ class MemoryWriter:
                     "colours": list(v.colours), "source": "exact" if self.exact else "risk",
                     "data": q.task.source}  # where the task can be loaded again (recall.py)
             entries.append((keys[k].cpu(), value.cpu(), meta))
-        return entries
+        return known, entries

@@ -43,8 +43,9 @@ def print_epoch_report(run_dir: Path, epochs: int, memory_on: bool, rec: dict, r
     if not memory_on:
         print("  Memory bank updates: 0/0 (memory off: --no-memory)")
     else:
+        known = (f"; {rec['memory_known']} solved again, already stored" if rec.get("memory_known") else "")
         print(f"  Memory bank updates: {rec['memory_adds']}/{rec['memory_queries']} "
-              f"(bank holds {rec['memory_size']} verified solutions; "
+              f"(bank holds {rec['memory_size']} verified solutions{known}; "
               f"{rec['memory_retrieved']} queries retrieved from it)")
     seen = rec.get("batch_total") or 0
     if seen:  # the users' figure: every grid the epoch trained on, then the fixed queries after it
@@ -95,6 +96,7 @@ def end_of_epoch(run, epoch: int, t_start: float) -> None:
               "batch_right": state.grids_right, "batch_total": state.grids,
               "memory_adds": run.writer.adds if run.writer else 0,
               "memory_queries": run.writer.queries if run.writer else 0,
+              "memory_known": run.writer.known if run.writer else 0,
               "memory_size": len(run.bank) if run.bank is not None else 0,
               "memory_retrieved": state.retrieved, "nan_skipped": state.nan_skipped,
               "rollbacks": state.rollbacks, "lr_scale": state.lr_scale,

@@ -43,6 +43,7 @@ class LoopState:
     retrieved: int = 0  # this epoch: queries that found memory entries
     memory_adds: int = 0  # this epoch (the memory writer's counters)
     memory_queries: int = 0
+    memory_known: int = 0  # solved queries the bank already held
     grids_right: int = 0  # this epoch: trained queries whose answer had every token right (before the step)
     grids: int = 0  # this epoch: trained queries counted (steps not skipped)
     seconds: float = 0.0  # time this epoch had run when the checkpoint was written
@@ -113,7 +114,7 @@ def _write_checkpoint(run, full: tuple[dict, dict] | None) -> Path | None:
         return None
     state = run.state
     if run.writer is not None:
-        state.memory_adds, state.memory_queries = run.writer.adds, run.writer.queries
+        state.memory_adds, state.memory_queries, state.memory_known = run.writer.adds, run.writer.queries, run.writer.known
     state.seconds = time.time() - run.t_epoch
     run.log.sync()  # the metrics lines up to this step are on disk before the checkpoint
     return save_checkpoint(run.run_dir, run.agent.backbone, run.optimizer, run.scheduler, run.pos,

@@ -243,7 +243,8 @@ def _fit(run: Run, callbacks: Sequence[StepCallback], stop: StopRequests) -> Non
         if b == 0:
             state.new_epoch()
         if run.writer is not None:  # a resumed epoch goes on counting from its checkpoint
-            run.writer.adds, run.writer.queries = state.memory_adds, state.memory_queries
+            run.writer.adds, run.writer.queries, run.writer.known = (state.memory_adds, state.memory_queries,
+                                                                     state.memory_known)
         run.t_epoch = time.time() - state.seconds
         save = (epoch + 1) % cfg.save_frequency == 0 or epoch + 1 == cfg.epochs
         # closed on any exit, so that an error message starts on a line of its own
