@@ -114,7 +114,8 @@ def _write_checkpoint(run, full: tuple[dict, dict] | None) -> Path | None:
         return None
     state = run.state
     if run.writer is not None:
-        state.memory_adds, state.memory_queries, state.memory_known = run.writer.adds, run.writer.queries, run.writer.known
+        writer = run.writer
+        state.memory_adds, state.memory_queries, state.memory_known = writer.adds, writer.queries, writer.known
     state.seconds = time.time() - run.t_epoch
     run.log.sync()  # the metrics lines up to this step are on disk before the checkpoint
     return save_checkpoint(run.run_dir, run.agent.backbone, run.optimizer, run.scheduler, run.pos,
