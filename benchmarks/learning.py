@@ -22,7 +22,7 @@ from pathlib import Path
 
 import torch
 
-from arc_efe.data.positions import DEFAULT_POSITIONS
+from arc_efe.model.positions import DEFAULT_POSITIONS
 from arc_efe.loss import DEFAULT_WEIGHTS
 from arc_efe.saved.config import TrainConfig
 from arc_efe.saved.modelfolder import model_source

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import torch
 
-from arc_efe.data.positions import DEFAULT_POSITIONS
+from arc_efe.model.positions import DEFAULT_POSITIONS
 from arc_efe.inference.evaluate import AUTO, load_agent, view_kinds
 from arc_efe.inference.pipeline import InferenceConfig
 from arc_efe.inference.ttt import TTTConfig

@@ -16,12 +16,12 @@ PACKAGE = Path(__file__).resolve().parents[1] / "src" / "arc_efe"
 LAYERS = [
     ("errors", set()),
     ("loss", set()),  # the EFE objective: torch only
-    # tasks, sources (generated ones too), JSON reader, atomic files, views, tokens, grid
-    # places, sequences, packing, the users' ARCDataset, submissions and their score
+    # tasks, sources (generated ones too), JSON reader, atomic files, views, tokens,
+    # sequences, packing, the users' ARCDataset, submissions and their score
     ("data", {"errors"}),
     # reads run folders and task sources: diagnosis, HTML report, plots, grids, terminal display
     ("reporting", {"data", "errors"}),
-    # backbone, Agent, device, torchrun ranks, FSDP sharding, compile
+    # backbone, grid positions, Agent, device, torchrun ranks, FSDP sharding, compile
     ("model", {"data", "errors"}),
     # memory bank, retrieval and success rule, refinement
     ("solver2", {"model", "data", "errors"}),

@@ -101,7 +101,7 @@ def test_a_fresh_backbone_learns_a_flip_and_a_recolouring_by_test_time_training(
     from arc_efe.model.agent import Agent
     from arc_efe.model.backbone import BackboneConfig, load_backbone
     from arc_efe.data.tasks import grids_equal
-    from arc_efe.data.positions import DEFAULT_POSITIONS
+    from arc_efe.model.positions import DEFAULT_POSITIONS
     from arc_efe.inference.pipeline import InferenceConfig, solve_task
 
     task = single_rule_task(kind, seed)

@@ -13,7 +13,7 @@ from safetensors.torch import load_file, save_file
 from tokenizers import normalizers
 from transformers import Qwen2Config, Qwen2ForCausalLM
 
-from arc_efe.data.positions import embed
+from arc_efe.model.positions import embed
 from arc_efe.data.tokens import VOCAB_SIZE
 from arc_efe.errors import ArcEfeError
 from arc_efe.model.backbone import (PRESETS, BackboneConfig, arc_token_ids, backbone_parameters,

@@ -27,7 +27,7 @@ from typing import Sequence
 import torch
 import torch.nn.functional as F
 
-from ..data.positions import backbone_places, grid_module, newest_places
+from ..model.positions import backbone_places, grid_module, newest_places
 from ..data.tasks import MAX_SIDE, Grid
 from ..data.tokens import END, PAD, answer_tokens, try_decode_grid
 from ..model.agent import CACHE_KEY, Agent, GridConstraint

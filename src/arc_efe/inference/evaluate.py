@@ -40,7 +40,7 @@ from typing import Sequence
 import torch
 
 from ..data.files import atomic_write_bytes, atomic_write_json, atomic_write_text, read_jsonl, read_safetensors
-from ..data.positions import DEFAULT_POSITIONS, POSITIONS
+from ..model.positions import DEFAULT_POSITIONS, POSITIONS
 from ..data.scoring import make_entry, read_submission, report_lines, score_submission, write_submission
 from ..data.sequences import Example
 from ..data.sources import load_tasks

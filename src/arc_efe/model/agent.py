@@ -22,7 +22,7 @@ from transformers.modeling_outputs import CausalLMOutputWithPast
 
 from ..data.dataset import Query
 from ..data.packing import ATTENTION
-from ..data.positions import embed, newest_places
+from .positions import embed, newest_places
 from ..data.tasks import MAX_SIDE, NUM_COLOURS, Grid, answer_shape
 from ..data.sequences import view_pairs
 from ..data.tokens import END, PAD, ROW, VOCAB_SIZE, SequenceTooLong, encode_task, try_decode_grid

@@ -29,7 +29,7 @@ from safetensors.torch import save as st_save
 from torch import nn
 
 from ..data.files import atomic_write_bytes, read_safetensors
-from ..data.positions import DEFAULT_POSITIONS, POSITIONS, attach, position_parameters
+from .positions import DEFAULT_POSITIONS, POSITIONS, attach, position_parameters
 from ..data.tokens import BOS, END, PAD, TOKEN_TEXT, VOCAB_SIZE
 from ..errors import ArcEfeError
 

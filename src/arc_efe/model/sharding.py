@@ -38,7 +38,7 @@ import torch.distributed as torch_dist
 from torch import nn
 from torch.distributed.tensor import DTensor, distribute_tensor
 
-from ..data.positions import position_parameters
+from .positions import position_parameters
 from ..errors import ArcEfeError
 
 NOT_LAUNCHED = "--fsdp shards the model across torchrun ranks: start it with torchrun --nproc_per_node N"

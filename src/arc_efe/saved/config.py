@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from ..data.jsonfile import read_json
-from ..data.positions import DEFAULT_POSITIONS, POSITIONS
+from ..model.positions import DEFAULT_POSITIONS, POSITIONS
 from ..data.tasks import json_kind, shown
 from ..errors import ConfigError
 from ..loss import DEFAULT_WEIGHTS

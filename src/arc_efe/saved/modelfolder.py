@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..data.jsonfile import read_json
-from ..data.positions import POSITIONS
+from ..model.positions import POSITIONS
 from ..errors import ArcEfeError
 from ..model.backbone import PRESETS
 from .checkpoint import MANIFEST, CheckpointError, _describe, _fsync_dir, find_checkpoint, verify_checkpoint

@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..data.positions import backbone_places, embed
+from ..model.positions import backbone_places, embed
 from ..data.sequences import Example, collate, forward_example
 from ..data.tasks import grids_equal
 from ..data.tokens import PAD

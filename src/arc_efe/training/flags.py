@@ -8,7 +8,7 @@ from __future__ import annotations
 import argparse
 from dataclasses import fields
 
-from ..data.positions import DEFAULT_POSITIONS, POSITIONS
+from ..model.positions import DEFAULT_POSITIONS, POSITIONS
 from ..errors import ConfigError
 from ..loss import DEFAULT_WEIGHTS
 from ..model.backbone import PRESETS as MODEL_PRESETS

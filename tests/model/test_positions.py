@@ -9,7 +9,7 @@ from torch import nn
 from transformers import Qwen2Config, Qwen2ForCausalLM
 
 from arc_efe.data.packing import pack
-from arc_efe.data.positions import (MATCH_NO, MATCH_NONE, MATCH_YES, NO_COLOUR, NO_PLACE, PAIRED, ROLE_ANSWER,
+from arc_efe.model.positions import (MATCH_NO, MATCH_NONE, MATCH_YES, NO_COLOUR, NO_PLACE, PAIRED, ROLE_ANSWER,
                                     ROLE_DEMO_IN, ROLE_DEMO_OUT, ROLE_DRAFT, ROLE_NONE, ROLE_TEST_IN, embed,
                                     GridPositions, grid_places, newest_places)
 from arc_efe.data.sequences import Example, collate

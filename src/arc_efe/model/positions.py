@@ -36,9 +36,8 @@ geometry before any rule. Here every token also gets its place, read from the st
   over the demonstrations with one attention head; with `2d-paired` alone it must first bring
   the neighbour's channel to the token and compare the two. Which rule and which colours a
   task uses are still learned from its demonstrations: the flags only say what each cell
-  agrees with. Measured with benchmarks/icl_study.py (10 CPU minutes from scratch, side by
-  side, in-context accuracy on fresh tasks): `2d-paired` 3/142, `2d-match` 54/142; giving each
-  cell's own paired colours as well (a key for colour maps) did not add to the flags (README).
+  agrees with. benchmarks/icl_study.py compares the kinds side by side (its figures are in the
+  README, "Grid positions").
 
 `GridPositions` adds one learned embedding per channel (role, row, col, next row, next col;
 `2d-mirror` also the mirrored row and col; `2d-paired` those and the nine paired colours;
@@ -59,8 +58,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .tasks import MAX_SIDE, NUM_COLOURS
-from .tokens import BOS, END, IN, OUT, PAD, ROW
+from ..data.tasks import MAX_SIDE, NUM_COLOURS
+from ..data.tokens import BOS, END, IN, OUT, PAD, ROW
 
 POSITIONS = ("1d", "2d", "2d-mirror", "2d-paired", "2d-match")
 # The default for a new backbone, trained or untrained: measured against 2d, 2d-mirror and 2d-paired by
