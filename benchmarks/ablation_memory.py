@@ -1,4 +1,4 @@
-"""Does Solver2's memory help? The same CPU budget with memory off, memory on, and refinement.
+"""Does Solver2's memory help? The same CPU budget with memory off and memory on.
 
     python benchmarks/ablation_memory.py                  # 5 minutes per configuration
     python benchmarks/ablation_memory.py --budget-min 1   # quicker look
@@ -27,7 +27,6 @@ from common import smallest_tasks_file, train_for
 CONFIGS = {
     "memory off": {"memory": False},
     "memory on": {"memory": True},
-    "memory + refine K=2": {"memory": True, "solver2_steps": 2},
 }
 
 

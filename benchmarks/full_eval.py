@@ -23,7 +23,6 @@ stopped (evaluate's --resume; the settings must be the same). Then it prints:
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import subprocess
 import sys

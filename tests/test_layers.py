@@ -23,7 +23,7 @@ LAYERS = [
     ("reporting", {"data", "errors"}),
     # backbone, grid positions, Agent, device, torchrun ranks, FSDP sharding, compile
     ("model", {"data", "errors"}),
-    # memory bank, retrieval and success rule, refinement
+    # memory bank, retrieval and success rule, recall
     ("solver2", {"model", "data", "errors"}),
     # what a run saves and loads back: config.json, checkpoints (with the memory bank), model folders
     ("saved", {"solver2", "model", "data", "loss", "errors"}),

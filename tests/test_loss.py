@@ -83,7 +83,7 @@ def test_weights_and_total():
         EFELoss(risk_weight=-1)
 
 
-def test_step_component_is_zero_until_refinement_exists():
+def test_step_component_is_zero_without_a_refinement_loss():
     logits, targets = torch.randn(4, V), torch.randint(0, V, (4,))
     assert EFELoss()(logits, targets).components["step"] == 0.0
 

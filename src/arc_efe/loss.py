@@ -9,8 +9,10 @@ scores about 1 and a perfect, confident answer scores 0; none can be negative.
 - consistency: Jensen-Shannon divergence between the predictions for two views of the
   same query, mapped back so that cells and colours line up, / ln 2 (in [0, 1]).
 - bidirectional: the risk of the inverse task (predict a pair's input from its output).
-- step: Solver2's refinement loss. Refinement steps do not exist yet, so it is 0 and
-  logged as 0; its weight is kept so configurations stay stable.
+- step: the users' refinement term. arc-efe has no refinement step (a draft-revising pass
+  with a halting head was trained once, but no answer path used it, so it was removed): the
+  term is 0 and logged as 0; its weight stays so configurations and the five-term layout of
+  the users' reports stay stable. `EFELoss(step=...)` still adds a given step loss.
 
 Default weights follow the users' own: risk 1.0, consistency 1.0, bidirectional 0.5,
 step 0.1, ambiguity 0.0 (on labelled cells it duplicates risk).
@@ -83,7 +85,7 @@ class EFELoss(nn.Module):
     `logits` (N, V) are the predictions at the N answer tokens, `targets` (N,) the tokens.
     `consistency` holds two (M, V) tensors for the same M cells seen through two views,
     already aligned (same cell, same colour index). `inverse` holds the logits and targets
-    of the inverse task. `step` is Solver2's refinement loss when it exists.
+    of the inverse task. `step` is a refinement loss, when a caller has one (training has none).
     """
 
     def __init__(self, risk_weight: float = 1.0, ambiguity_weight: float = 0.0,

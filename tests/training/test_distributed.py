@@ -43,7 +43,7 @@ def _cfg(tasks_file, out: Path, **kw) -> TrainConfig:
     base = dict(data=str(tasks_file), output_dir=str(out), device="cpu", epochs=1, max_batches=6,
                 batch_size=2, val_fraction=0.0, train_eval_queries=2, max_val_tasks=1,
                 tensorboard=False, warmup_steps=1, max_len=512, agent_lr=3e-3,
-                success_threshold="10", solver2_steps=2)
+                success_threshold="10")
     base.update(kw)
     return TrainConfig(**base)
 
@@ -132,7 +132,7 @@ def test_fsdp_two_ranks_match_one_process(tasks_file, tmp_path):
     checkpoint of whole tensors that loads into a plain model."""
     from arc_efe.model.backbone import BackboneConfig, load_backbone, load_trainable
 
-    kw = dict(max_batches=5, solver2_steps=1)
+    kw = dict(max_batches=5)
     r = _torchrun_worker(_cfg(tasks_file, tmp_path / "fsdp", run_name="fsdp", fsdp=True, **kw), tmp_path)
     assert r.returncode == 0, r.stderr[-3000:]
     run_dir = tmp_path / "fsdp" / "fsdp"

@@ -1,7 +1,7 @@
 """Packed batches: several training sequences per row, attention kept inside each one.
 
 A padded batch spends compute on padding: a micro-batch mixes sequences of a few hundred and
-of a couple of thousand tokens (forward, second view, inverse task, refinement drafts). `pack`
+of a couple of thousand tokens (forward, second view, inverse task). `pack`
 places the sequences into rows of at most `max_tokens` tokens (first-fit, longest first; in
 training, one row for the whole micro-batch unless `--max-tokens` says otherwise) and
 gives every token its position within its own sequence. With no attention mask and those

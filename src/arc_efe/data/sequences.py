@@ -29,7 +29,7 @@ class Example:
     tokens: list[int]
     answer_start: int  # index of the first answer token in `tokens`
     answer_len: int
-    kind: str = "forward"  # "forward", "inverse" (predict the input) or "refine" (revise a draft)
+    kind: str = "forward"  # "forward" or "inverse" (predict the input)
     cell_pos: np.ndarray | None = None  # original cell (row-major) -> index within the answer
     vocab_map: list[int] | None = None  # original token -> token under the view
     dropped: int = 0

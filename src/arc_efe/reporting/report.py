@@ -41,7 +41,7 @@ DEFAULT_MAX_TASKS = 10
 ATTEMPTS = ("attempt_1", "attempt_2")
 # Settings shown first in the settings table; the rest follow in file order.
 KEY_SETTINGS = ("data", "model_name", "mode", "epochs", "max_batches", "batch_size", "agent_lr",
-                "qwen_lr", "weight_decay", "weights", "memory", "solver2_steps", "device")
+                "qwen_lr", "weight_decay", "weights", "memory", "device")
 
 
 def _e(x: Any) -> str:

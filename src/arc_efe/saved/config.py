@@ -72,7 +72,6 @@ class TrainConfig:
     memory: bool = True
     memory_top_k: int = 4
     memory_capacity: int = 10_000
-    solver2_steps: int = 1  # refinement steps; 1 = off
     # evaluation, logging, checkpoints
     val_frequency: int = 1  # epochs
     save_frequency: int = 1  # epochs
@@ -100,7 +99,7 @@ class TrainConfig:
         if self.positions not in POSITIONS:
             raise ConfigError(f"--positions must be one of {', '.join(POSITIONS)}, got {self.positions}")
         for name in ("epochs", "batch_size", "grad_accum_steps", "max_len", "val_frequency",
-                     "save_frequency", "memory_top_k", "memory_capacity", "solver2_steps",
+                     "save_frequency", "memory_top_k", "memory_capacity",
                      "keep_checkpoints"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(self, name)}")

@@ -1,6 +1,6 @@
 """Solver2, the memory around the Agent: the bank of verified solutions (`memory`), the task
-keys, retrieval gate and success rule that read and fill it (`retrieval`), and refinement of
-a draft answer with a halting head (`refinement`).
+keys, retrieval gate and success rule that read and fill it (`retrieval`), and the solved
+training tasks recalled at evaluation (`recall`).
 
 Imports model, data and errors only: nothing of training, inference or reporting.
 """

@@ -9,7 +9,6 @@
   tanh gate that starts at zero (as in Flamingo's gated cross-attention). At zero the model
   is exactly the model without memory, so an empty or useless memory cannot hurt; the gate's
   gradient is not zero, so it opens once the memory helps.
-- `Solver2` also holds the halting head that refinement reads (`refinement.py`).
 - `MemoryWriter`: the success rule, called after every optimizer step, which stores the
   verified solutions in the bank.
 """
@@ -30,14 +29,18 @@ from .memory import MemoryBank
 
 
 class Solver2(nn.Module):
-    def __init__(self, hidden: int, top_k: int = 4, temperature: float = 0.1, steps: int = 1):
+    def __init__(self, hidden: int, top_k: int = 4, temperature: float = 0.1):
         super().__init__()
         self.top_k = top_k
         self.temperature = temperature
-        self.steps = steps
         self.proj = nn.Sequential(nn.Linear(2 * hidden, hidden), nn.SiLU(), nn.Linear(hidden, hidden))
         self.gate = nn.Parameter(torch.zeros(()))
-        self.halt = nn.Linear(hidden, 1)
+
+    def load_state_dict(self, state_dict, strict: bool = True, assign: bool = False):
+        # Checkpoints from before refinement was removed also hold its halting head (`halt.*`),
+        # which nothing reads now.
+        kept = {k: v for k, v in state_dict.items() if not k.startswith("halt.")}
+        return super().load_state_dict(kept, strict, assign)
 
     def readout(self, bank: MemoryBank, keys: torch.Tensor,
                 exclude_tasks: list[str | None] | None = None) -> tuple[torch.Tensor, int]:

@@ -111,8 +111,6 @@ def add_train_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--memory-top-k", type=int, default=d.memory_top_k, help="neighbours retrieved per query")
     g.add_argument("--memory-capacity", type=int, default=d.memory_capacity,
                    help="entries kept; past it the oldest goes")
-    g.add_argument("--solver2-steps", type=int, default=d.solver2_steps,
-                   help="refinement steps (1 = off): the model revises its own draft")
     g = p.add_argument_group("evaluation and output")
     g.add_argument("--val-frequency", type=int, default=d.val_frequency, help="validate every N epochs")
     g.add_argument("--save-frequency", type=int, default=d.save_frequency, help="checkpoint every N epochs")

@@ -162,8 +162,8 @@ def setup(cfg: TrainConfig, resume: str | Path | None = None, resume_checkpoint:
             model = Agent(compiled)
     hidden = backbone.get_input_embeddings().embedding_dim
     solver2 = None
-    if cfg.memory or cfg.solver2_steps > 1:
-        solver2 = Solver2(hidden, top_k=cfg.memory_top_k, steps=cfg.solver2_steps).to(device)
+    if cfg.memory:
+        solver2 = Solver2(hidden, top_k=cfg.memory_top_k).to(device)
     bank = MemoryBank(hidden, cfg.memory_capacity) if cfg.memory else None
     loss_fn = EFELoss(**{f"{k}_weight": v for k, v in cfg.weights.items()},
                       label_smoothing=cfg.label_smoothing)

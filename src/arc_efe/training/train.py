@@ -30,13 +30,12 @@ from ..data.sequences import Example, aligned_cells, forward_example, inverse_ex
 from ..data.tokens import VOCAB_SIZE, SequenceTooLong
 from ..data.views import View, random_view
 from ..errors import ArcEfeError
-from ..loss import COMPONENTS, risk_sum
+from ..loss import COMPONENTS
 from ..model import distributed as dist
 from ..model.device import autocast
 from ..model.sharding import gathered
 from ..saved.checkpoint import disk_full
 from ..saved.config import TrainConfig
-from ..solver2.refinement import corrupt, draft_tokens_for, refine_example
 from ..solver2.retrieval import task_keys
 from .epoch_report import end_of_epoch, report_after_training
 from .guard import after_step, checkpoint, guarded_step
@@ -44,7 +43,6 @@ from .run import Run, setup
 from .stopping import StopRequests, TrainingStopped
 
 LN_V = math.log(VOCAB_SIZE)
-LN_2 = math.log(2)
 
 
 @dataclass
@@ -71,7 +69,6 @@ class MicroBatch:
     owner: list[int]  # query (index into `queries`) of each example
     pairs: list[tuple[int, int]]  # two forward examples of one query, for consistency
     first: list[int]  # each query's first forward example
-    halt: list[tuple[int, int, bool]]  # refine examples: (example, halting position, draft right)
 
 
 def build_micro_batch(run: Run, epoch: int, b: int) -> MicroBatch:
@@ -80,7 +77,7 @@ def build_micro_batch(run: Run, epoch: int, b: int) -> MicroBatch:
     cfg = run.cfg
     rng = np.random.default_rng([cfg.seed, epoch, b, 1])
     queries = [run.data.query(cfg, epoch, b, slot, rng) for slot in range(cfg.batch_size)]
-    mb = MicroBatch(queries, [], [], [], [], [], [])
+    mb = MicroBatch(queries, [], [], [], [], [])
     want_second = cfg.augment and cfg.weights["consistency"] > 0
 
     def add(k: int, e: Example) -> int:
@@ -101,13 +98,6 @@ def build_micro_batch(run: Run, epoch: int, b: int) -> MicroBatch:
                 add(k, inverse_example(q, view, cfg.max_len))
             except SequenceTooLong:
                 pass  # the inverse of this query does not fit; its forward terms still count
-        target = view.apply_grid(q.target.output)
-        for _ in range(cfg.solver2_steps - 1):
-            # a right draft a quarter of the time, so the halting head sees both answers
-            rate = 0.0 if rng.random() < 0.25 else float(rng.uniform(0.02, 0.3))
-            draft = corrupt(target, rate, rng)
-            r = refine_example(base, draft_tokens_for(draft), target, draft)
-            mb.halt.append((add(k, r.example), r.halt_pos, r.draft_right))
     return mb
 
 
@@ -136,12 +126,11 @@ def train_step(run: Run, epoch: int, micro: list[MicroBatch], step: int,
     forwards and backwards); their loss counts zero."""
     cfg, agent = run.cfg, run.model or run.agent
     n_real = len(micro) - padding
-    counts = {"answer": 0, "consistency": 0, "inverse": 0, "refine": 0, "halt": 0}
+    counts = {"answer": 0, "consistency": 0, "inverse": 0}
     for mb in micro[:n_real]:
         for e in mb.examples:
-            counts[{"forward": "answer", "inverse": "inverse", "refine": "refine"}[e.kind]] += e.answer_len
+            counts["answer" if e.kind == "forward" else "inverse"] += e.answer_len
         counts["consistency"] += sum(len(mb.examples[i].cell_pos) for i, _ in mb.pairs)
-        counts["halt"] += len(mb.halt)
     # normalise by the whole step's tokens, over every rank (distributed.py)
     counts = dict(zip(counts, map(int, dist.sum_floats(list(counts.values()), run.device))))
     components = {name: 0.0 for name in COMPONENTS}
@@ -152,21 +141,15 @@ def train_step(run: Run, epoch: int, micro: list[MicroBatch], step: int,
         batch = make_batch(mb.examples, cfg.max_tokens, cfg.pack).to(run.device)
         memory, found = _memory_vectors(run, mb)
         with autocast(run.device, run.dtype):
-            # the halting head reads hidden states
-            out = agent(batch.input_ids, hidden=bool(mb.halt), memory=batch.spread(memory),
-                        **batch.model_inputs())
-            logits, hidden = out if mb.halt else (out, None)
+            logits = agent(batch.input_ids, memory=batch.spread(memory), **batch.model_inputs())
         answer_logits = logits[batch.rows, batch.cols].float()
         kinds = [e.kind for e in mb.examples]
         idx = {kind: _segments(batch.offsets, mb.examples, [i for i, k in enumerate(kinds) if k == kind],
-                               run.device) for kind in ("forward", "inverse", "refine")}
-        step_term = None
-        if mb.halt:
-            step_term = _step_term(run, answer_logits, batch, hidden, idx["refine"], mb, counts)
+                               run.device) for kind in ("forward", "inverse")}
         out = run.loss_fn(answer_logits[idx["forward"]], batch.targets[idx["forward"]],
                           consistency=aligned_cells(answer_logits, batch.offsets, mb.examples, mb.pairs),
                           inverse=(answer_logits[idx["inverse"]], batch.targets[idx["inverse"]]),
-                          step=step_term, counts=counts)
+                          counts=counts)
         (out.total if real else out.total * 0.0).backward()
         if not real:
             continue
@@ -196,20 +179,6 @@ def train_step(run: Run, epoch: int, micro: list[MicroBatch], step: int,
     stats = {"loss": loss_value, "components": components, "grad_norm": grad_norm,
              "tokens": tokens, "skipped": not finite, "grids_right": grids_right, "grids": grids}
     return stats, result
-
-
-def _step_term(run: Run, answer_logits: torch.Tensor, batch, hidden: torch.Tensor, refine_idx: torch.Tensor,
-               mb: MicroBatch, counts: dict[str, int]) -> torch.Tensor:
-    """Refinement: the risk of the revised answers plus the halting head's binary
-    cross-entropy (/ ln 2, so a coin-flip head scores 1), each per token / per draft of the step."""
-    risk = risk_sum(answer_logits[refine_idx], batch.targets[refine_idx]) / max(counts["refine"], 1)
-    places = [batch.place(i, p) for i, p, _ in mb.halt]
-    rows = torch.tensor([r for r, _ in places], device=run.device)
-    cols = torch.tensor([c for _, c in places], device=run.device)
-    target = torch.tensor([float(r) for _, _, r in mb.halt], device=run.device)
-    halt_logit = run.solver2.halt(hidden[rows, cols].float()).squeeze(-1)
-    bce = torch.nn.functional.binary_cross_entropy_with_logits(halt_logit, target, reduction="sum")
-    return risk + bce / (LN_2 * max(counts["halt"], 1))
 
 
 def fit(run: Run, callbacks: Sequence[StepCallback] = ()) -> Path:
