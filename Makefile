@@ -28,7 +28,7 @@ DEMO_RUN := $(DEMO_DIR)/demo_$(shell date +%Y%m%d_%H%M%S)
 DEMO_TASKS := 66e6c45b e633a9e5 00576224
 DEMO_TTT_STEPS := 48
 demo: $(STAMP)
-	$(PY) -m arc_efe train --init models/arc-efe-tiny --data synthetic/$(CALIBRATION):5+synthetic:5 \
+	$(PY) -m arc_efe train --init models/arc-efe-tiny --data synthetic/calibration:5+synthetic:5 \
 		--mix 0.7,0.3 --epochs 3 --max-batches 25 --batch-size 8 --agent-lr 2e-4 --warmup-steps 5 \
 		--train-eval-queries 32 --max-val-tasks 16 --icl-tasks 32 --device cpu --seed 0 \
 		--output-dir $(dir $(DEMO_RUN)) --run-name $(notdir $(DEMO_RUN))
@@ -42,10 +42,9 @@ demo: $(STAMP)
 # ARC-AGI-1 training tasks under views (those outside the development split arc-agi-1/dev, on
 # which choices are made); the risk term alone, no memory. About 90 minutes on one CPU
 # core (models/arc-efe-tiny was made by it with --positions 2d-mirror, before 2d-paired and 2d-match existed); set PRETRAIN_ARGS to change it, e.g. PRETRAIN_ARGS='--device cuda --model-name small'.
-CALIBRATION := colour_permutation,swap_colours,flip_lr,flip_ud,rotate_90,rotate_180,transpose
 PRETRAIN_ARGS ?= --device cpu
 pretrain: $(STAMP)
-	$(PY) -m arc_efe train --data synthetic/$(CALIBRATION):8+synthetic:8+arc-agi-1/training-no-dev \
+	$(PY) -m arc_efe train --data synthetic/calibration:8+synthetic:8+arc-agi-1/training-no-dev \
 		--mix 0.55,0.35,0.1 --curriculum --positions 2d-match --model-name tiny --epochs 8 --max-batches 1800 \
 		--batch-size 8 --agent-lr 1e-3 --warmup-steps 100 --max-len 768 --risk-weight 1 \
 		--consistency-weight 0 --bidirectional-weight 0 --step-weight 0 --no-memory --icl-tasks 64 \
@@ -62,7 +61,7 @@ pretrain: $(STAMP)
 PRETRAIN_INIT ?= models/arc-efe-tiny
 pretrain-full: $(STAMP)
 	$(PY) -m arc_efe train $(if $(PRETRAIN_INIT),--init $(PRETRAIN_INIT),--model-name tiny) \
-		--data synthetic/$(CALIBRATION)+synthetic+arc-agi-1/training-no-dev+arc-agi-2/training-extra \
+		--data synthetic/calibration+synthetic+arc-agi-1/training-no-dev+arc-agi-2/training-extra \
 		--mix 0.3,0.3,0.2,0.2 --curriculum --epochs 4 --max-batches 1000 --batch-size 8 --agent-lr 5e-4 \
 		--warmup-steps 50 --max-len 8192 --max-tokens 8192 --risk-weight 1 --consistency-weight 0 \
 		--bidirectional-weight 0 --step-weight 0 --no-memory --icl-tasks 64 --max-val-tasks 16 \

@@ -16,8 +16,7 @@ from arc_efe.inference.pipeline import InferenceConfig, solve_output, task_views
 from arc_efe.inference.ttt import TestTimeTrainer, TTTConfig
 from arc_efe.loss import DEFAULT_WEIGHTS
 from arc_efe.model.agent import Agent
-from arc_efe.training.run import Run
-from arc_efe.training.train import build_micro_batch, train_step
+from arc_efe.training.trainer import Trainer
 
 # The pretraining recipe's loss (`make pretrain`): the risk term alone.
 RISK_ALONE = {**DEFAULT_WEIGHTS, "consistency": 0.0, "bidirectional": 0.0, "step": 0.0}
@@ -46,17 +45,17 @@ def smallest_tasks_file(n: int, folder: Path, source: str = "arc-agi-1/training"
     return path
 
 
-def train_for(run: Run, seconds: float, callbacks: Sequence[Callable] = ()) -> dict:
+def train_for(run: Trainer, seconds: float, callbacks: Sequence[Callable] = ()) -> dict:
     """Train in one endless epoch of reshuffled passes until `seconds` have gone by."""
     t0 = time.time()
     losses, times = [], []
     step = 0
     while time.time() - t0 < seconds:
-        stats, result = train_step(run, 0, [build_micro_batch(run, 0, step)], step)
+        outcome = run.step(0, [run.micro_batch(0, step)])
         for cb in callbacks:
-            cb(result)
+            cb(outcome)
         step += 1
-        losses.append(stats["loss"])
+        losses.append(outcome.loss)
         times.append(time.time() - t0)
     curve = []
     for k in range(10):

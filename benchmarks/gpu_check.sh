@@ -19,7 +19,6 @@ import sys, time, torch
 from arc_efe.saved.checkpoint import save_checkpoint
 from arc_efe.saved.config import TrainConfig
 from arc_efe.training.run import setup
-from arc_efe.training.train import build_micro_batch, train_step
 steps, peak, out, device, model = int(sys.argv[1]), float(sys.argv[2]), sys.argv[3], sys.argv[4], sys.argv[5]
 cfg = TrainConfig(data="arc-agi-1/training", model_name=model, device=device, epochs=1,
                   max_batches=steps, batch_size=16, max_len=2048, max_tokens=8192, agent_lr=1e-4,
@@ -33,14 +32,14 @@ if gpu:
     torch.cuda.reset_peak_memory_stats()
 tokens = seconds = 0.0
 for s in range(steps):
-    mb = build_micro_batch(run, 0, s)
+    mb = run.micro_batch(0, s)
     sync(); t0 = time.perf_counter()
-    stats, _ = train_step(run, 0, [mb], s)
+    outcome = run.step(0, [mb])
     sync()
     if s >= 5:  # warm-up steps not counted
-        tokens += stats["tokens"]; seconds += time.perf_counter() - t0
+        tokens += outcome.tokens; seconds += time.perf_counter() - t0
     if s % 10 == 0:
-        print(f"step {s}: loss {stats['loss']:.4f}", flush=True)
+        print(f"step {s}: loss {outcome.loss:.4f}", flush=True)
 tok_s = tokens / seconds
 mfu = 6 * params * tok_s / (peak * 1e12)  # 6N flops per token (forward + backward), attention left out
 print(f"tokens/s {tok_s:.0f}  MFU {100 * mfu:.1f}% of {peak:.0f} TFLOPS  "

@@ -39,7 +39,7 @@ from arc_efe.training.run import setup
 
 from common import RISK_ALONE, train_for
 
-FAMILIES = "colour_permutation,swap_colours,flip_lr,flip_ud,rotate_90,rotate_180,transpose"
+FAMILIES = "calibration"  # the seven simple families (data/synthetic GROUPS)
 CONFIGS = {
     "1d": dict(positions="1d"),
     "2d": dict(positions="2d"),

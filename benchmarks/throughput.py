@@ -9,7 +9,7 @@ the same examples in the same order: each step's queries come from arc-efe's own
 (no views, risk term only, no memory, so both sides run exactly one sequence per query and
 the same objective: cross-entropy on the answer tokens, mean per answer token).
 
-- arc-efe: `train.train_step` with packed rows (`--max-tokens`, default: one row per micro-batch).
+- arc-efe: `Trainer.step` with packed rows (`--max-tokens`, default: one row per micro-batch).
 - HF Trainer, default collator: the examples tokenised the plain way, padded to the longest
   example of the set (the default collator stacks, it does not pad), labels = the answer
   tokens (-100 elsewhere), AdamW, sequential sampler.
@@ -36,7 +36,6 @@ import torch
 from arc_efe.data.tokens import PAD
 from arc_efe.saved.config import TrainConfig
 from arc_efe.training.run import setup
-from arc_efe.training.train import build_micro_batch, train_step
 
 from common import RISK_ALONE
 
@@ -136,14 +135,14 @@ def main() -> None:
              "HF Trainer (per-batch padding)": [0, 0.0]}
     step = 0
     for r in range(args.rounds):
-        micro = [build_micro_batch(run, 0, step + k) for k in range(args.steps)]
+        micro = [run.micro_batch(0, step + k) for k in range(args.steps)]
         examples = [e for mb in micro for e in mb.examples]
         longest = max(len(e.tokens) for e in examples)
         # arc-efe
         tok = sec = 0.0
         for k, mb in enumerate(micro):
             t0 = time.perf_counter()
-            train_step(run, 0, [mb], step + k)
+            run.step(0, [mb])
             if k > 0:
                 sec += time.perf_counter() - t0
                 tok += sum(e.answer_len for e in mb.examples)

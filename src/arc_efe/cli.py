@@ -197,7 +197,7 @@ def train_main(argv: Sequence[str] | None = None, prog: str = "arc-efe train") -
     """`arc-efe train` and the root script `trainloop_gpu_finetuned.py`."""
     from .training.flags import add_train_args, config_from_args
     from .training.stopping import TrainingStopped
-    from .training.train import train
+    from .training.run import train
 
     parser = argparse.ArgumentParser(prog=prog, description="Train an ARC solver on a Qwen backbone "
                                      "with the EFE objective; prints a report after every epoch.")

@@ -315,7 +315,7 @@ def test_bad_submission(tmp_path, capsys, write_json, content, message):
     ({"max_batches": "all"}, "'max_batches' is \"all\", expected a whole number or null"),
     ({"model_name": ["tiny"]}, "'model_name' is [\"tiny\"], expected a string"),
     ({"batch_size": 0}, "--batch-size must be >= 1, got 0"),
-    ({"mode": "half"}, "mode must be one of ('full', 'frozen', 'lora'), got half"),
+    ({"mode": "half"}, "mode must be one of frozen, full, lora, got half"),
     ([1, 2], "top level is a list, expected an object of settings"),
     ("{", "not valid JSON: Expecting property name enclosed in double quotes at line 1 column 2"),
     ('{"epochs": 1, "epochs": 2}', "the key 'epochs' appears twice in the top-level object (a JSON "

@@ -5,7 +5,7 @@ import json
 from arc_efe.cli import main
 from arc_efe.data.sources import load_tasks
 from arc_efe.saved.config import TrainConfig
-from arc_efe.training.train import train
+from arc_efe.training.run import train
 
 
 def _score_line(text):

@@ -16,7 +16,7 @@ from transformers import Qwen2Config, Qwen2ForCausalLM
 from arc_efe.model.positions import embed
 from arc_efe.data.tokens import VOCAB_SIZE
 from arc_efe.errors import ArcEfeError
-from arc_efe.model.backbone import (PRESETS, BackboneConfig, arc_token_ids, backbone_parameters,
+from arc_efe.model.backbone import (ARCHITECTURES, BackboneConfig, arc_token_ids, backbone_parameters,
                                     head_parameters, load_backbone, load_trainable, save_trainable,
                                     trainable_summary)
 from arc_efe.model.device import autocast, default_dtype, resolve_device
@@ -65,7 +65,7 @@ def test_preset_is_seeded_by_caller():
 
 
 def test_presets_share_the_arc_vocabulary():
-    for kw in PRESETS.values():
+    for kw in ARCHITECTURES.values():
         assert kw["vocab_size"] == VOCAB_SIZE and kw["tie_word_embeddings"] is False
 
 
@@ -187,7 +187,7 @@ def test_load_trainable_rejects_missing_key_and_other_mode(tmp_path):
 
 def test_save_trainable_handles_tied_weights(tmp_path):
     torch.manual_seed(0)
-    model = Qwen2ForCausalLM(Qwen2Config(**dict(PRESETS["tiny"], tie_word_embeddings=True)))
+    model = Qwen2ForCausalLM(Qwen2Config(**dict(ARCHITECTURES["tiny"], tie_word_embeddings=True)))
     model.lm_head.weight = model.model.embed_tokens.weight
     path = tmp_path / "tied.safetensors"
     save_trainable(model, path)
@@ -207,7 +207,7 @@ def test_unknown_model_name_fails_fast_listing_presets(monkeypatch, name):
     assert time.monotonic() - start < 10
     msg = str(err.value)
     assert "\n" not in msg and name in msg
-    assert all(p in msg for p in PRESETS) and "folder" in msg and "hub id" in msg
+    assert all(p in msg for p in ARCHITECTURES) and "folder" in msg and "hub id" in msg
 
 
 def test_bad_mode_is_rejected():

@@ -266,7 +266,7 @@ def test_pretrained_backbone_with_zero_positions_gives_identical_logits(tmp_path
 
 def _tiny_run(tmp_path, name, **kw):
     from arc_efe.saved.config import TrainConfig
-    from arc_efe.training.train import train
+    from arc_efe.training.run import train
 
     base = dict(data="synthetic/flip_lr:4", output_dir=str(tmp_path), run_name=name, device="cpu", epochs=1,
                 max_batches=2, batch_size=2, val_fraction=0.0, train_eval_queries=2, max_val_tasks=2,

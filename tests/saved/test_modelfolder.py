@@ -19,7 +19,7 @@ from arc_efe.inference.evaluate import load_agent
 from arc_efe.model.backbone import changeable_weights
 from arc_efe.saved.config import TrainConfig
 from arc_efe.saved.modelfolder import SHIPPED, model_source, read_model_folder
-from arc_efe.training.train import train
+from arc_efe.training.run import train
 
 ROOT = Path(__file__).resolve().parents[2]
 CPU = torch.device("cpu")

@@ -14,11 +14,10 @@ from arc_efe.model.sharding import full_optimizer_state, full_state, is_sharded
 from arc_efe.saved.checkpoint import find_checkpoint, load_checkpoint
 from arc_efe.saved.config import TrainConfig
 from arc_efe.training.run import setup
-from arc_efe.training.train import fit
 
 cfg = TrainConfig.from_dict(json.loads(open(sys.argv[1]).read()))
 run = setup(cfg)
-fit(run)
+run.fit()
 params = {n: t.clone() for n, t in full_state(dict(run.agent.named_parameters())).items()}  # --fsdp: gathered
 params.update({f"solver2.{n}": p.detach().clone() for n, p in run.solver2.named_parameters()})
 sharded = sum(is_sharded(p) for p in run.agent.parameters())

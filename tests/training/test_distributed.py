@@ -13,7 +13,7 @@ import torch
 from arc_efe.data.sources import load_tasks
 from arc_efe.data.tokens import encode_task
 from arc_efe.saved.config import TrainConfig
-from arc_efe.training.train import train
+from arc_efe.training.run import train
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -25,9 +25,8 @@ from arc_efe.saved import checkpoint as ckmod
 from arc_efe.saved.checkpoint import CheckpointError, find_checkpoint, load_plain, verify_checkpoint
 from arc_efe.saved.config import TrainConfig
 from arc_efe.solver2.memory import MemoryBank
-from arc_efe.training.run import setup
 from arc_efe.training.stopping import TrainingStopped
-from arc_efe.training.train import fit, train
+from arc_efe.training.run import setup, train
 
 ROOT = Path(__file__).resolve().parents[2]
 RISK_ONLY = ["--ambiguity-weight", "0", "--consistency-weight", "0", "--bidirectional-weight", "0",
@@ -157,12 +156,12 @@ def test_ctrl_c_stops_after_the_step_with_a_checkpoint_and_twice_stops_at_once(f
 
 
 def test_a_second_ctrl_c_through_the_command_line_is_one_line(monkeypatch, capsys):
-    import arc_efe.training.train
+    import arc_efe.training.run
 
     def interrupted(*a, **kw):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(arc_efe.training.train, "train", interrupted)
+    monkeypatch.setattr(arc_efe.training.run, "train", interrupted)
     assert train_main(["--epochs", "1"]) == 130
     assert capsys.readouterr().err.strip() == ("interrupted at once (second Ctrl-C): no new checkpoint; "
                                                "--resume RUN_DIR continues from the last one")
@@ -310,7 +309,7 @@ def _same(a, b):
 
 def test_nan_steps_are_skipped_counted_and_never_reach_the_weights(four_tasks_file, tmp_path):
     run, weights, _, snapshot = _guarded_run(four_tasks_file, tmp_path, "nan", {3, 5}, max_batches=6)
-    fit(run, callbacks=[snapshot])
+    run.fit(callbacks=[snapshot])
     for s in (3, 5):
         assert _same(weights[s - 1], weights[s]), f"step {s} changed the weights"
     for s in (2, 4, 6):
@@ -328,7 +327,7 @@ def test_nan_steps_never_reach_the_memory_bank(four_tasks_file, tmp_path):
     into the loss only, so the queries' own figures are finite: only the guard stops the writes."""
     run, _, adds, snapshot = _guarded_run(four_tasks_file, tmp_path, "nanmem", {1, 2, 3}, max_batches=4,
                                           success_threshold="2.0", nan_rollback=0)
-    fit(run, callbacks=[snapshot])
+    run.fit(callbacks=[snapshot])
     assert adds[1] == adds[2] == adds[3] == 0
     assert adds[4] > 0, "the first good step stores its solved queries"
 
@@ -343,7 +342,7 @@ def test_rollback_after_n_bad_steps_restores_the_checkpoint_and_lowers_the_lr(fo
     # after it are the restored ones
     run, weights, _, snapshot = _guarded_run(four_tasks_file, tmp_path, "roll", {5, 6, 7, 8}, max_batches=9,
                                              save_every_steps=3, nan_rollback=3)
-    fit(run, callbacks=[snapshot])
+    run.fit(callbacks=[snapshot])
     assert not _same(weights[3], weights[4]) and _same(weights[4], weights[7])
     assert _same(weights[8], weights[3]), "the rollback did not restore checkpoint step 3"
     assert not _same(weights[9], weights[8])  # and training goes on
@@ -369,7 +368,7 @@ def test_rollback_goes_back_before_the_bad_steps_across_an_epoch_end(four_tasks_
     bad steps started from, so it is not written, and the rollback goes to step 3."""
     run, weights, _, snapshot = _guarded_run(four_tasks_file, tmp_path, "span", {5, 6, 7, 8}, epochs=2,
                                              max_batches=6, save_every_steps=3, nan_rollback=3)
-    fit(run, callbacks=[snapshot])
+    run.fit(callbacks=[snapshot])
     assert [r["checkpoint"] for r in _records(run.run_dir, "rollback")] == ["step_0000003"]
     assert "not writing the epoch's checkpoint: 2 bad step(s) in a row so far" in capsys.readouterr().out
     assert _same(weights[8], weights[3])
@@ -380,16 +379,14 @@ def test_too_many_rollbacks_stop_with_one_line(four_tasks_file, tmp_path):
                                        nan_rollback=2, max_rollbacks=2)
     with pytest.raises(ArcEfeError, match=r"still NaN or infinite at step 6 after 2 rollback\(s\) "
                                           r"\(learning rate now x0.25\); stopping"):
-        fit(run, callbacks=[snapshot])
+        run.fit(callbacks=[snapshot])
 
 
 def test_non_finite_weights_are_never_written(four_tasks_file, tmp_path, capsys):
-    from arc_efe.training.guard import checkpoint
-
     run = setup(_cfg(four_tasks_file, tmp_path, "nanw"))
     with torch.no_grad():
         next(run.agent.backbone.parameters())[0, 0] = float("inf")
-    assert checkpoint(run) is None
+    assert run.checkpoint() is None
     assert "checkpoint not written" in capsys.readouterr().err
     assert not (tmp_path / "nanw" / "checkpoints").exists()
 

@@ -19,8 +19,7 @@ from arc_efe.data.views import View, random_view
 from arc_efe.model.agent import GridConstraint
 from arc_efe.saved.config import TrainConfig
 from arc_efe.training.evaluation import exact_accuracy
-from arc_efe.training.run import setup
-from arc_efe.training.train import build_micro_batch, fit, train, train_step
+from arc_efe.training.run import setup, train
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -60,7 +59,7 @@ def test_consistency_alignment_maps_views_back_to_the_same_cells(small_tasks_fil
 def test_loss_falls_and_weights_change(small_tasks_file, tmp_path):
     run = setup(_cfg(small_tasks_file, tmp_path, agent_lr=3e-3, batch_size=8, augment=False))
     before = {n: p.detach().clone() for n, p in run.agent.named_parameters()}
-    losses = [train_step(run, 0, [build_micro_batch(run, 0, 0)], s)[0]["loss"] for s in range(12)]
+    losses = [run.step(0, [run.micro_batch(0, 0)]).loss for _ in range(12)]
     assert losses[-1] < losses[0] * 0.8
     changed = [n for n, p in run.agent.named_parameters() if not torch.equal(before[n], p)]
     assert any("lm_head" in n for n in changed) and any("self_attn" in n for n in changed)
@@ -70,7 +69,7 @@ def test_frozen_backbone_moves_only_the_head(small_tasks_file, tmp_path):
     run = setup(_cfg(small_tasks_file, tmp_path, mode="frozen", agent_lr=1e-2))
     before = {n: p.detach().clone() for n, p in run.agent.named_parameters()}
     for s in range(2):
-        train_step(run, 0, [build_micro_batch(run, 0, s)], s)
+        run.step(0, [run.micro_batch(0, s)])
     for n, p in run.agent.named_parameters():
         if "lm_head" in n:
             assert not torch.equal(before[n], p), n
@@ -82,7 +81,7 @@ def test_lora_moves_adapter_and_head_only(small_tasks_file, tmp_path):
     run = setup(_cfg(small_tasks_file, tmp_path, mode="lora", agent_lr=1e-2, lora_rank=4))
     before = {n: p.detach().clone() for n, p in run.agent.named_parameters()}
     for s in range(2):
-        train_step(run, 0, [build_micro_batch(run, 0, s)], s)
+        run.step(0, [run.micro_batch(0, s)])
     for n, p in run.agent.named_parameters():
         moved = not torch.equal(before[n], p)
         if "lora_B" in n or "lm_head" in n or "arc_positions" in n:  # grid positions train with LoRA
@@ -101,7 +100,7 @@ def test_overfit_small_tasks_to_100_percent(small_tasks_file, tmp_path):
                      weights=weights))
     accuracy = 0.0
     for step in range(1, 301):
-        train_step(run, 0, [build_micro_batch(run, 0, 0)], step)
+        run.step(0, [run.micro_batch(0, 0)])
         if step % 25 == 0:
             right, total = exact_accuracy(run.agent, run.queries, run.cfg.max_len)
             accuracy = right / total
@@ -229,7 +228,7 @@ def test_memory_fills_with_verified_answers_and_never_sees_its_own_task(four_tas
     monkeypatch.setattr(MemoryBank, "add", checked_add)
     monkeypatch.setattr(MemoryBank, "search", spy_search)
     seen = []  # (right, checked) of each step taken: what the epoch's training accuracy counts
-    fit(run, [lambda r: seen.append((sum(r.cells_right), len(r.cells_right))) if not r.skipped else None])
+    run.fit([lambda r: seen.append((sum(r.cells_right), len(r.cells_right))) if not r.skipped else None])
     rec = [json.loads(l) for l in (tmp_path / "fill" / "metrics.jsonl").read_text().splitlines()][-1]
     assert rec["memory_adds"] > 0 and rec["memory_size"] == len(run.bank) > 0
     assert (rec["batch_right"], rec["batch_total"]) == tuple(map(sum, zip(*seen)))
@@ -249,9 +248,9 @@ def test_memory_fills_with_verified_answers_and_never_sees_its_own_task(four_tas
 def test_step_term_is_zero_in_training(small_tasks_file, tmp_path):
     """No refinement: the users' `step` term is logged as 0 while the others count."""
     run = setup(_cfg(small_tasks_file, tmp_path, run_name="step"))
-    stats, _ = train_step(run, 0, [build_micro_batch(run, 0, 0)], 0)
-    assert stats["components"]["step"] == 0.0
-    assert stats["components"]["risk"] > 0 and stats["components"]["bidirectional"] > 0
+    outcome = run.step(0, [run.micro_batch(0, 0)])
+    assert outcome.components["step"] == 0.0
+    assert outcome.components["risk"] > 0 and outcome.components["bidirectional"] > 0
 
 
 def test_compile_trains_the_compiled_forward_and_saves_plain_names(small_tasks_file, tmp_path, monkeypatch, capsys):
@@ -267,7 +266,7 @@ def test_compile_trains_the_compiled_forward_and_saves_plain_names(small_tasks_f
     run = setup(_cfg(small_tasks_file, tmp_path, run_name="compiled", compile=True, **kw))
     assert isinstance(run.model.backbone, torch._dynamo.eval_frame.OptimizedModule)
     assert run.model.backbone._orig_mod is run.agent.backbone
-    compiled = fit(run)
+    compiled = run.fit()
     plain = train(_cfg(small_tasks_file, tmp_path, run_name="plain", **kw))
     assert [r["loss"] for r in _steps(compiled)] == pytest.approx([r["loss"] for r in _steps(plain)], rel=1e-4)
     ckpt = compiled / "checkpoints" / (compiled / "checkpoints" / "latest").read_text().strip() / "model.safetensors"

@@ -21,8 +21,7 @@ from typing import Sequence
 
 import torch
 
-from .sequences import Batch, Example, collate
-from .tokens import PAD
+from .sequences import Batch, Example, collate, pad_rows
 
 
 def pack_rows(lengths: Sequence[int], max_tokens: int) -> list[list[int]]:
@@ -45,8 +44,8 @@ def pack_rows(lengths: Sequence[int], max_tokens: int) -> list[list[int]]:
 def pack(examples: Sequence[Example], max_tokens: int) -> Batch:
     lengths = [len(e.tokens) for e in examples]
     layout = pack_rows(lengths, max_tokens)
-    width = max(sum(lengths[i] for i in row) for row in layout)
-    ids = torch.full((len(layout), width), PAD, dtype=torch.long)
+    ids, _ = pad_rows([[t for i in row for t in examples[i].tokens] for row in layout])
+    width = ids.shape[1]
     positions = torch.zeros((len(layout), width), dtype=torch.long)
     owner = torch.full((len(layout), width), -1, dtype=torch.long)
     example_row, example_start = [0] * len(examples), [0] * len(examples)
@@ -54,7 +53,6 @@ def pack(examples: Sequence[Example], max_tokens: int) -> Batch:
         at = 0
         for i in row:
             n = lengths[i]
-            ids[r, at: at + n] = torch.tensor(examples[i].tokens)
             positions[r, at: at + n] = torch.arange(n)
             owner[r, at: at + n] = i
             example_row[i], example_start[i] = r, at

@@ -139,15 +139,26 @@ class Batch:
                      self.example_row, self.example_start, self.real_tokens, self.segments)
 
 
+def pad_rows(rows: Sequence[Sequence[int]], left: bool = False,
+             width: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """(ids, mask), both (len(rows), width) long: each row of tokens followed by PAD (preceded
+    by it with `left`, so that every row ends in the last column); the mask is 1 on tokens.
+    `width` defaults to the longest row."""
+    width = max(len(r) for r in rows) if width is None else width
+    ids = torch.full((len(rows), width), PAD, dtype=torch.long)
+    mask = torch.zeros((len(rows), width), dtype=torch.long)
+    for i, r in enumerate(rows):
+        at = slice(width - len(r), width) if left else slice(0, len(r))
+        ids[i, at] = torch.as_tensor(list(r), dtype=torch.long)
+        mask[i, at] = 1
+    return ids, mask
+
+
 def collate(examples: Sequence[Example]) -> Batch:
-    length = max(len(e.tokens) for e in examples)
-    ids = torch.full((len(examples), length), PAD, dtype=torch.long)
-    mask = torch.zeros((len(examples), length), dtype=torch.long)
+    ids, mask = pad_rows([e.tokens for e in examples])
     rows, cols, targets, offsets = [], [], [], []
     n = 0
     for b, e in enumerate(examples):
-        ids[b, : len(e.tokens)] = torch.tensor(e.tokens)
-        mask[b, : len(e.tokens)] = 1
         # logits at position t predict token t + 1
         positions = range(e.answer_start - 1, e.answer_start - 1 + e.answer_len)
         rows += [b] * e.answer_len

@@ -27,10 +27,11 @@ from typing import Sequence
 import torch
 import torch.nn.functional as F
 
-from ..model.positions import backbone_places, grid_module, newest_places
+from ..data.sequences import pad_rows
 from ..data.tasks import MAX_SIDE, Grid
-from ..data.tokens import END, PAD, answer_tokens, try_decode_grid
+from ..data.tokens import END, answer_tokens, try_decode_grid
 from ..model.agent import CACHE_KEY, Agent, GridConstraint
+from ..model.positions import backbone_places, grid_module, newest_places
 
 SCORE_BATCH = 8
 
@@ -124,13 +125,7 @@ def answer_logliks(agent: Agent, prompts: Sequence[Sequence[int]], answers: Sequ
     order = sorted(range(len(seqs)), key=lambda i: len(seqs[i][0]) + len(seqs[i][1]))
     for start in range(0, len(order), SCORE_BATCH):
         chunk = order[start:start + SCORE_BATCH]
-        length = max(len(seqs[i][0]) + len(seqs[i][1]) for i in chunk)
-        ids = torch.full((len(chunk), length), PAD, dtype=torch.long)
-        mask = torch.zeros((len(chunk), length), dtype=torch.long)
-        for r, i in enumerate(chunk):
-            toks = seqs[i][0] + seqs[i][1]
-            ids[r, : len(toks)] = torch.tensor(toks)
-            mask[r, : len(toks)] = 1
+        ids, mask = pad_rows([seqs[i][0] + seqs[i][1] for i in chunk])
         mem = None if memory is None else memory[chunk]
         logits = agent(ids.to(device), mask.to(device), mem).float()
         logp = F.log_softmax(logits, -1)

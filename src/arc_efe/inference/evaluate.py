@@ -40,7 +40,6 @@ from typing import Sequence
 import torch
 
 from ..data.files import atomic_write_bytes, atomic_write_json, atomic_write_text, read_jsonl, read_safetensors
-from ..model.positions import DEFAULT_POSITIONS, POSITIONS
 from ..data.scoring import make_entry, read_submission, report_lines, score_submission, write_submission
 from ..data.sequences import Example
 from ..data.sources import load_tasks
@@ -50,10 +49,10 @@ from ..errors import ArcEfeError, SubmissionError
 from ..model import distributed as dist
 from ..model.agent import Agent
 from ..model.backbone import BackboneConfig, load_backbone, load_trainable
-from ..model.device import default_dtype
+from ..model.positions import DEFAULT_POSITIONS, POSITIONS
 from ..reporting.display import side_by_side
 from ..saved.checkpoint import find_checkpoint
-from ..saved.config import read_run_config
+from ..saved.config import load_run_backbone, read_run_config
 from ..saved.modelfolder import FRESH, is_model_folder, read_model_folder, shipped_model
 from ..solver2.memory import MemoryBank
 from ..solver2.recall import Recall
@@ -73,7 +72,6 @@ TTT_STEP_CAP = 100_000  # steps when only a budget in seconds is given
 def load_agent(run_dir: Path | None, model_name: str, device: torch.device, positions: str = DEFAULT_POSITIONS):
     """(agent, solver2, bank, max_len) of a run's latest checkpoint or one checkpoint folder,
     of a model folder (modelfolder.py), or a fresh backbone when `run_dir` is None."""
-    dtype = default_dtype(device)
     if run_dir is None:
         backbone = load_backbone(BackboneConfig(model_name=model_name, positions=positions), device, torch.float32)
         return Agent(backbone).eval(), None, None, 2048
@@ -87,13 +85,7 @@ def load_agent(run_dir: Path | None, model_name: str, device: torch.device, posi
         run_dir, chosen = run_dir.parent.parent, run_dir.name
     cfg = read_run_config(run_dir)
     ckpt = find_checkpoint(run_dir, chosen)  # verified against its manifest
-    weight_dtype = dtype if cfg.mode in ("frozen", "lora") else torch.float32
-    backbone = load_backbone(BackboneConfig(model_name=cfg.model_name, mode=cfg.mode,
-                                            lora_rank=cfg.lora_rank, lora_alpha=cfg.lora_alpha,
-                                            positions=cfg.positions),
-                             device, weight_dtype)
-    for p in backbone.get_output_embeddings().parameters():  # saved in float32 by training
-        p.data = p.data.float()
+    backbone = load_run_backbone(cfg, device)
     load_trainable(backbone, ckpt / "model.safetensors")
     solver2 = bank = None
     if (ckpt / "memory.json").exists() and (ckpt / "solver2.safetensors").exists():

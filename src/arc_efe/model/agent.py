@@ -22,11 +22,11 @@ from transformers.modeling_outputs import CausalLMOutputWithPast
 
 from ..data.dataset import Query
 from ..data.packing import ATTENTION
-from .positions import embed, newest_places
+from ..data.sequences import pad_rows, view_pairs
 from ..data.tasks import MAX_SIDE, NUM_COLOURS, Grid, answer_shape
-from ..data.sequences import view_pairs
 from ..data.tokens import END, PAD, ROW, VOCAB_SIZE, SequenceTooLong, encode_task, try_decode_grid
 from ..data.views import View
+from .positions import embed, newest_places
 
 # transformers renamed `past_key_values` to `cache` (argument and output field) in 5.x.
 CACHE_KEY = "cache" if "cache" in CausalLMOutputWithPast.__dataclass_fields__ else "past_key_values"
@@ -114,12 +114,7 @@ class Agent(nn.Module):
         """Greedy answers (at most max_side x max_side; of shapes[i] when given) for a batch of prompts."""
         device = next(self.backbone.parameters()).device
         b = len(prompts)
-        length = max(len(p) for p in prompts)
-        ids = torch.full((b, length), PAD, dtype=torch.long)
-        mask = torch.zeros((b, length), dtype=torch.long)
-        for i, p in enumerate(prompts):  # left padding: every prompt ends at the last column
-            ids[i, length - len(p):] = torch.tensor(p)
-            mask[i, length - len(p):] = 1
+        ids, mask = pad_rows(prompts, left=True)  # every prompt ends at the last column
         ids, mask = ids.to(device), mask.to(device)
         positions = (mask.cumsum(-1) - 1).clamp_min(0)
         written = ids  # the prompts and the tokens written so far: their grid places follow

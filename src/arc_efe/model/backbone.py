@@ -29,14 +29,15 @@ from safetensors.torch import save as st_save
 from torch import nn
 
 from ..data.files import atomic_write_bytes, read_safetensors
-from .positions import DEFAULT_POSITIONS, POSITIONS, attach, position_parameters
 from ..data.tokens import BOS, END, PAD, TOKEN_TEXT, VOCAB_SIZE
 from ..errors import ArcEfeError
+from .positions import DEFAULT_POSITIONS, POSITIONS, attach, position_parameters
 
 _COMMON = dict(vocab_size=VOCAB_SIZE, max_position_embeddings=8192, rope_theta=10000.0,
                tie_word_embeddings=False)
-# Qwen2Config keyword arguments of the random-init models.
-PRESETS: dict[str, dict] = {
+# The architectures a model name can be (`--model-name tiny`): Qwen2Config keyword arguments of
+# the random-init models (the learning-rate settings of `--preset` are saved/config.py LR_PRESETS).
+ARCHITECTURES: dict[str, dict] = {
     "tiny": dict(_COMMON, hidden_size=128, num_hidden_layers=4, num_attention_heads=4,
                  num_key_value_heads=2, intermediate_size=256),
     # Same order of size as tiny, spent on width or on depth (for studies of what learns sooner).
@@ -151,7 +152,7 @@ def _hub_reachable(timeout: float = 3.0) -> bool:
 
 def _unknown(name: str, reason: str) -> ArcEfeError:
     return ArcEfeError(f"cannot load model {name!r}: {reason}. A model is a preset "
-                       f"({', '.join(PRESETS)}), a local model folder, or a hub id such as "
+                       f"({', '.join(ARCHITECTURES)}), a local model folder, or a hub id such as "
                        "Qwen/Qwen2.5-0.5B (an offline machine cannot fetch hub ids: download "
                        "the model elsewhere and give its folder)")
 
@@ -207,8 +208,8 @@ def load_backbone(cfg: BackboneConfig, device: torch.device, dtype: torch.dtype)
     """
     from transformers import Qwen2Config, Qwen2ForCausalLM
 
-    if cfg.model_name in PRESETS:
-        config = Qwen2Config(**PRESETS[cfg.model_name], attn_implementation=cfg.attn_implementation)
+    if cfg.model_name in ARCHITECTURES:
+        config = Qwen2Config(**ARCHITECTURES[cfg.model_name], attn_implementation=cfg.attn_implementation)
         model = Qwen2ForCausalLM(config).to(dtype=dtype)
     else:
         model = _load_pretrained(cfg.model_name, dtype, cfg.attn_implementation)
@@ -224,7 +225,7 @@ def load_backbone(cfg: BackboneConfig, device: torch.device, dtype: torch.dtype)
             c.use_cache = True
     # Grid positions: random like the other weights for a preset, zero for a pretrained model
     # (which then gives exactly the logits it gave without them until training moves them).
-    attach(model, cfg.positions, zero_init=cfg.model_name not in PRESETS)
+    attach(model, cfg.positions, zero_init=cfg.model_name not in ARCHITECTURES)
     if cfg.init is not None:  # trained weights (modelfolder.py), before LoRA wraps the model
         load_trainable(model, cfg.init)
     model.to(device)

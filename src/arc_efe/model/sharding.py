@@ -38,8 +38,8 @@ import torch.distributed as torch_dist
 from torch import nn
 from torch.distributed.tensor import DTensor, distribute_tensor
 
-from .positions import position_parameters
 from ..errors import ArcEfeError
+from .positions import position_parameters
 
 NOT_LAUNCHED = "--fsdp shards the model across torchrun ranks: start it with torchrun --nproc_per_node N"
 

@@ -119,7 +119,7 @@ def _check_nonfinite(steps: list[dict], epochs: list[dict]) -> list[Finding]:
 
 
 def _check_rollbacks(rollbacks: list[dict]) -> list[Finding]:
-    """The NaN guard's rollbacks (guard.py): each one means many bad steps in a row."""
+    """The NaN guard's rollbacks (Trainer.roll_back, training/trainer.py): each one means many bad steps in a row."""
     if not rollbacks:
         return []
     parts = []

@@ -13,19 +13,23 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import torch
+from torch import nn
+
 from ..data.jsonfile import read_json
-from ..model.positions import DEFAULT_POSITIONS, POSITIONS
 from ..data.tasks import json_kind, shown
 from ..errors import ConfigError
 from ..loss import DEFAULT_WEIGHTS
+from ..model.backbone import MODES, BackboneConfig, head_parameters, load_backbone
+from ..model.device import default_dtype
+from ..model.positions import DEFAULT_POSITIONS, POSITIONS
 
-# The users' three settings (agent learning rate, weight decay).
-PRESETS = {
+# The users' three --preset settings (agent learning rate, weight decay).
+LR_PRESETS = {
     "conservative": {"agent_lr": 5e-5, "weight_decay": 1e-6},
     "medium": {"agent_lr": 1e-4, "weight_decay": 1e-5},
     "aggressive": {"agent_lr": 5e-4, "weight_decay": 1e-4},
 }
-MODES = ("full", "frozen", "lora")
 
 
 @dataclass
@@ -90,12 +94,12 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         if self.preset is not None:
-            if self.preset not in PRESETS:
-                raise ConfigError(f"--preset must be one of {', '.join(PRESETS)}, got {self.preset}")
-            for k, v in PRESETS[self.preset].items():
+            if self.preset not in LR_PRESETS:
+                raise ConfigError(f"--preset must be one of {', '.join(LR_PRESETS)}, got {self.preset}")
+            for k, v in LR_PRESETS[self.preset].items():
                 setattr(self, k, v)
         if self.mode not in MODES:
-            raise ConfigError(f"mode must be one of {MODES}, got {self.mode}")
+            raise ConfigError(f"mode must be one of {', '.join(MODES)}, got {self.mode}")
         if self.positions not in POSITIONS:
             raise ConfigError(f"--positions must be one of {', '.join(POSITIONS)}, got {self.positions}")
         for name in ("epochs", "batch_size", "grad_accum_steps", "max_len", "val_frequency",
@@ -158,6 +162,21 @@ def read_run_config(run_dir: str | Path) -> TrainConfig:
     if not path.is_file():
         raise ConfigError(f"{path}: no such file (is {run_dir} a training run folder?)")
     return TrainConfig.from_dict(read_json(path, str(path), error=ConfigError), source=str(path))
+
+
+def load_run_backbone(cfg: TrainConfig, device: torch.device, init: Path | None = None) -> nn.Module:
+    """The backbone a run's settings describe, on `device`, for training and for answering.
+
+    Trained weights stay in float32 (bf16 autocast does the GPU math); weights that never
+    change (a frozen or LoRA base) are held in the compute dtype to halve their memory; the
+    output head always learns, so it is float32 too. `init`: weights to start from (verified)."""
+    weight_dtype = default_dtype(device) if cfg.mode in ("frozen", "lora") else torch.float32
+    backbone = load_backbone(BackboneConfig(model_name=cfg.model_name, mode=cfg.mode, lora_rank=cfg.lora_rank,
+                                            lora_alpha=cfg.lora_alpha, positions=cfg.positions, init=init),
+                             device, weight_dtype)
+    for p in head_parameters(backbone):
+        p.data = p.data.float()
+    return backbone
 
 
 def _checked(value: Any, hint: Any, source: str, key: str) -> Any:

@@ -22,9 +22,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..data.jsonfile import read_json
-from ..model.positions import POSITIONS
 from ..errors import ArcEfeError
-from ..model.backbone import PRESETS
+from ..model.backbone import ARCHITECTURES
+from ..model.positions import POSITIONS
 from .checkpoint import MANIFEST, CheckpointError, _describe, _fsync_dir, find_checkpoint, verify_checkpoint
 
 FORMAT = "arc-efe-model"
@@ -78,7 +78,7 @@ def read_model_folder(folder: Path) -> ModelSpec:
         raise ArcEfeError(f"{path}: 'positions' must be one of {', '.join(POSITIONS)}, got {positions!r}")
     if not isinstance(max_len, int) or isinstance(max_len, bool) or max_len < 16:
         raise ArcEfeError(f"{path}: 'max_len' must be a whole number of at least 16, got {max_len!r}")
-    if name in PRESETS and data.get("architecture") != PRESETS[name]:
+    if name in ARCHITECTURES and data.get("architecture") != ARCHITECTURES[name]:
         raise ArcEfeError(f"{path}: made with another '{name}' architecture than this version's preset")
     return ModelSpec(name, positions, max_len, folder / WEIGHTS)
 
@@ -115,7 +115,7 @@ def export_model(source: str | Path, folder: str | Path) -> ModelSpec:
     tmp.mkdir(parents=True)
     shutil.copyfile(spec.weights, tmp / WEIGHTS)
     config = {"format": FORMAT, "model_name": spec.model_name, "positions": spec.positions,
-              "max_len": spec.max_len, "architecture": PRESETS.get(spec.model_name)}
+              "max_len": spec.max_len, "architecture": ARCHITECTURES.get(spec.model_name)}
     (tmp / CONFIG).write_text(json.dumps(config, indent=1) + "\n")
     manifest = {"files": {name: _describe(tmp / name) for name in (CONFIG, WEIGHTS)}}
     (tmp / MANIFEST).write_text(json.dumps(manifest, indent=1) + "\n")

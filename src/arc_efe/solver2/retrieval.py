@@ -9,23 +9,49 @@
   tanh gate that starts at zero (as in Flamingo's gated cross-attention). At zero the model
   is exactly the model without memory, so an empty or useless memory cannot hurt; the gate's
   gradient is not zero, so it opens once the memory helps.
-- `MemoryWriter`: the success rule, called after every optimizer step, which stores the
-  verified solutions in the bank.
+- `MemoryWriter`: the success rule, called after every optimizer step with the step's
+  `StepOutcome`, which stores the verified solutions in the bank.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..model.positions import backbone_places, embed
-from ..data.sequences import Example, collate, forward_example
+from ..data.dataset import Query
+from ..data.sequences import Example, collate, forward_example, pad_rows
 from ..data.tasks import grids_equal
 from ..data.tokens import PAD
+from ..data.views import View
 from ..model.agent import decode_queries
 from ..model.distributed import gather_lists
+from ..model.positions import backbone_places, embed
 from .memory import MemoryBank
+
+
+@dataclass
+class StepOutcome:
+    """One optimizer step of training, as its step callbacks read it (the memory writer first).
+
+    Built by `Trainer.step` (training/trainer.py). The per-query lists hold this rank's queries
+    of the step's micro-batches, each under its training view; the totals are every rank's."""
+    step: int  # optimizer steps done before this one
+    epoch: int  # 0-based
+    queries: list[Query] = field(default_factory=list)
+    views: list[View] = field(default_factory=list)
+    risk: list[float] = field(default_factory=list)  # per-query risk of the forward view (normalised like the loss)
+    cells_right: list[bool] = field(default_factory=list)  # every answer token argmax-right, teacher-forced
+    loss: float = 0.0
+    components: dict[str, float] = field(default_factory=dict)
+    grad_norm: float = 0.0
+    tokens: int = 0
+    retrieved: int = 0  # queries that found at least one memory entry
+    grids_right: int = 0  # queries with every answer token right (before the step)
+    grids: int = 0  # queries counted
+    skipped: bool = False  # the step was not taken (non-finite loss or gradient)
 
 
 class Solver2(nn.Module):
@@ -66,13 +92,10 @@ class Solver2(nn.Module):
 @torch.no_grad()
 def task_keys(backbone: nn.Module, examples: list[Example], device: torch.device) -> torch.Tensor:
     """Task keys of examples: last hidden states mean-pooled over their demonstrations."""
-    ends = [max(e.context_end, 1) for e in examples]
-    length = max(ends)
-    full = torch.full((len(examples), max(len(e.tokens) for e in examples)), PAD, dtype=torch.long)
-    mask = torch.zeros((len(examples), length), dtype=torch.long)
-    for i, (e, end) in enumerate(zip(examples, ends)):
-        full[i, : len(e.tokens)] = torch.tensor(e.tokens)
-        mask[i, :end] = 1
+    ends = torch.tensor([max(e.context_end, 1) for e in examples])
+    length = int(ends.max())
+    full, _ = pad_rows([e.tokens for e in examples])
+    mask = (torch.arange(length)[None] < ends[:, None]).long()
     full, mask = full.to(device), mask.to(device)
     # grid places from the whole sequence, so each demonstration keeps the role it has there
     ids = torch.where(mask.bool(), full[:, :length], torch.full_like(mask, PAD))
@@ -125,7 +148,7 @@ class MemoryWriter:
         self.known = 0
 
     @torch.no_grad()
-    def __call__(self, result) -> None:
+    def __call__(self, result: StepOutcome) -> None:
         if result.skipped:  # a step that was not taken (NaN guard) verifies nothing
             return
         # Under torchrun each rank checks its own queries; the entries are gathered and added
@@ -137,7 +160,7 @@ class MemoryWriter:
                 if self.bank.add(key, value, meta):
                     self.adds += 1
 
-    def _solved(self, result) -> tuple[int, list[tuple[torch.Tensor, torch.Tensor, dict]]]:
+    def _solved(self, result: StepOutcome) -> tuple[int, list[tuple[torch.Tensor, torch.Tensor, dict]]]:
         """(queries left out as already stored, [(key, value, metadata) of each of the step's
         queries that counts as solved])."""
         if self.exact:

@@ -1,17 +1,13 @@
-"""What training tells the user: the epoch record and report after each epoch, and the HTML run
-report at the end."""
+"""What training tells the user: the report after each epoch (its record is built by
+`Trainer.end_epoch`), and the HTML run report at the end."""
 
 from __future__ import annotations
 
 import sys
-import time
 from pathlib import Path
-
-import numpy as np
 
 from ..reporting.diagnosis import diagnose, write_diagnosis
 from ..reporting.runlog import load_run
-from .evaluation import ICL_SIDE, exact_accuracy, icl_queries, pass_at_2
 
 
 def report_after_training(run_dir: Path) -> Path | None:
@@ -66,41 +62,3 @@ def print_epoch_report(run_dir: Path, epochs: int, memory_on: bool, rec: dict, r
     worst = [f for f in diagnose(config, records) if f.severity in ("problem", "warning")]
     summary = "; ".join(f.title for f in worst[:3]) if worst else "no problems found"
     print(f"  Diagnosis: {summary} (details: {run_dir / 'diagnosis.txt'})")
-
-
-def validate(run, epoch: int) -> tuple[tuple[int, int], float | None, int, tuple[int, int]]:
-    """((right, total) on training queries, validation pass@2 or None, validation tasks,
-    (right, total) in context on the fixed fresh generated tasks)."""
-    right, total = exact_accuracy(run.agent, run.eval_queries, run.cfg.max_len)
-    val, n_val = None, 0
-    if run.val_queries and (epoch + 1) % run.cfg.val_frequency == 0:
-        report = pass_at_2(run.agent, run.val_queries, run.cfg.max_len)
-        val, n_val = report.score, len(report.tasks)
-    icl = (0, 0)
-    if run.cfg.icl_tasks:
-        icl = exact_accuracy(run.agent, icl_queries(run.cfg.icl_tasks), run.cfg.max_len, ICL_SIDE)
-    return (right, total), val, n_val, icl
-
-
-def end_of_epoch(run, epoch: int, t_start: float) -> None:
-    """Rank 0: accuracy, the epoch record and the report in the users' words."""
-    (right, total), val, n_val, (icl_right, icl_total) = validate(run, epoch)
-    state = run.state
-    mean = lambda xs: float(np.mean(xs)) if xs else float("nan")  # noqa: E731
-    record = {"kind": "epoch", "epoch": epoch + 1, "train_loss": mean(state.losses),
-              "components": {k: mean(v) for k, v in state.components.items()},
-              "train_accuracy": right / max(total, 1), "val_accuracy": val,
-              "icl_accuracy": icl_right / icl_total if icl_total else None,
-              "icl_right": icl_right, "icl_total": icl_total,
-              "batch_accuracy": state.grids_right / state.grids if state.grids else None,
-              "batch_right": state.grids_right, "batch_total": state.grids,
-              "memory_adds": run.writer.adds if run.writer else 0,
-              "memory_queries": run.writer.queries if run.writer else 0,
-              "memory_known": run.writer.known if run.writer else 0,
-              "memory_size": len(run.bank) if run.bank is not None else 0,
-              "memory_retrieved": state.retrieved, "nan_skipped": state.nan_skipped,
-              "rollbacks": state.rollbacks, "lr_scale": state.lr_scale,
-              "seconds": time.time() - run.t_epoch}
-    run.log.log(record)
-    print_epoch_report(run.run_dir, run.cfg.epochs, run.bank is not None, record, right, total, n_val,
-                       time.time() - t_start)

@@ -22,7 +22,7 @@ from ..data.tasks import MAX_SIDE, grids_equal
 from ..data.views import View
 from ..model.agent import Agent, decode_queries
 
-ICL_FAMILIES = "colour_permutation,swap_colours,flip_lr,flip_ud,rotate_90,rotate_180,transpose"
+ICL_FAMILIES = "calibration"  # data/synthetic GROUPS
 ICL_SEED = 7_777_777  # training sources use the run's seed: these tasks are never trained on
 ICL_SIDE = 6
 

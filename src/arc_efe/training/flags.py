@@ -8,12 +8,12 @@ from __future__ import annotations
 import argparse
 from dataclasses import fields
 
-from ..model.positions import DEFAULT_POSITIONS, POSITIONS
 from ..errors import ConfigError
 from ..loss import DEFAULT_WEIGHTS
-from ..model.backbone import PRESETS as MODEL_PRESETS
+from ..model.backbone import ARCHITECTURES
 from ..model.device import resolve_device
-from ..saved.config import PRESETS, TrainConfig
+from ..model.positions import DEFAULT_POSITIONS, POSITIONS
+from ..saved.config import LR_PRESETS, TrainConfig
 from ..saved.modelfolder import SHIPPED, is_model_folder, model_source, read_model_folder
 
 
@@ -47,7 +47,7 @@ def add_train_args(p: argparse.ArgumentParser) -> None:
                         "attention that builds a full mask (eager), or if a long row runs out of memory")
     g = p.add_argument_group("model")
     g.add_argument("--model-name", default=None,
-                   help=f"preset ({', '.join(MODEL_PRESETS)}; default {d.model_name}), hub id or local folder "
+                   help=f"preset ({', '.join(ARCHITECTURES)}; default {d.model_name}), hub id or local folder "
                         "of a Qwen2/Qwen3 model")
     g.add_argument("--init", default=None, metavar="PATH",
                    help="the weights to start from: a model folder such as models/arc-efe-tiny (the shipped "
@@ -96,7 +96,7 @@ def add_train_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--grad-clip", type=float, default=d.grad_clip, help="max gradient norm (0: off)")
     g.add_argument("--warmup-steps", type=int, default=d.warmup_steps)
     g.add_argument("--seed", type=int, default=d.seed)
-    g.add_argument("--preset", choices=list(PRESETS), default=None,
+    g.add_argument("--preset", choices=list(LR_PRESETS), default=None,
                    help="the usual settings: conservative 5e-5/1e-6, medium 1e-4/1e-5, aggressive 5e-4/1e-4")
     g = p.add_argument_group("loss")
     for name, w in DEFAULT_WEIGHTS.items():

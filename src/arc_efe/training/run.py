@@ -1,4 +1,5 @@
-"""A training run set up: `setup()` builds everything the loop needs, `Run` holds it.
+"""A training run: `setup()` builds everything the loop needs into a `Trainer`, `train()` sets
+one up (or resumes it) and fits it.
 
 setup() loads the training data, builds the backbone (a preset, a hub model or --init
 weights), the Agent, Solver2 and its memory bank, the loss, the optimizer with its parameter
@@ -11,68 +12,30 @@ from __future__ import annotations
 
 import math
 import os
-from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Sequence
 
 import torch
 
-from ..data.dataset import Query
 from ..data.files import atomic_write_json
 from ..errors import ArcEfeError
 from ..loss import EFELoss
 from ..model import distributed as dist
 from ..model.agent import Agent
-from ..model.backbone import (PRESETS, BackboneConfig, backbone_parameters, head_parameters, load_backbone,
-                              trainable_summary)
+from ..model.backbone import ARCHITECTURES, backbone_parameters, head_parameters, trainable_summary
 from ..model.compiling import compile_backbone
 from ..model.device import default_dtype
 from ..model.sharding import NOT_LAUNCHED, shard_backbone
 from ..saved.checkpoint import (Position, abandon_newer, clean_partial, find_checkpoint, list_checkpoints,
                                 load_checkpoint)
-from ..saved.config import TrainConfig
+from ..saved.config import TrainConfig, load_run_backbone
 from ..saved.modelfolder import SHIPPED, is_model_folder, model_source
 from ..solver2.memory import MemoryBank
 from ..solver2.retrieval import MemoryWriter, Solver2
-from .guard import LoopState
 from .metrics import MetricsLog, NullLog
-from .trainset import TrainingData, load_training_data
-
-
-@dataclass
-class Run:
-    cfg: TrainConfig
-    run_dir: Path
-    device: torch.device
-    dtype: torch.dtype
-    agent: Agent
-    loss_fn: EFELoss
-    optimizer: torch.optim.Optimizer
-    scheduler: torch.optim.lr_scheduler.LambdaLR
-    data: TrainingData
-    log: MetricsLog
-    pos: Position
-    steps_per_epoch: int
-    solver2: Solver2 | None = None
-    bank: MemoryBank | None = None
-    writer: MemoryWriter | None = None
-    model: Agent | None = None  # the training step's agent when it differs (--compile); else `agent`
-    units: list[torch.nn.Module] | None = None  # the backbone's FSDP units (--fsdp)
-    state: LoopState = field(default_factory=LoopState)
-    t_epoch: float = 0.0  # when the epoch in progress started (moved back by a resume)
-
-    @property
-    def queries(self) -> list[Query]:
-        return self.data.queries
-
-    @property
-    def eval_queries(self) -> list[Query]:
-        return self.data.eval_queries
-
-    @property
-    def val_queries(self) -> list[Query]:
-        return self.data.val_queries
+from .trainer import LoopState, StepCallback, Trainer
+from .trainset import load_training_data
 
 
 def _param_groups(cfg: TrainConfig, agent: Agent, loss_fn: EFELoss, solver2: Solver2 | None) -> list[dict]:
@@ -117,13 +80,13 @@ def start_line(cfg: TrainConfig) -> str:
     if cfg.init:
         return f"start: the weights of {cfg.init}"
     hint = ""
-    if cfg.model_name in PRESETS and is_model_folder(SHIPPED):
+    if cfg.model_name in ARCHITECTURES and is_model_folder(SHIPPED):
         hint = (f": it learns ARC from nothing, so expect 0% for a while; --init {_shown(SHIPPED)} "
                 "starts from the shipped pretrained model instead")
     return f"start: random weights{hint}"
 
 
-def setup(cfg: TrainConfig, resume: str | Path | None = None, resume_checkpoint: str | None = None) -> Run:
+def setup(cfg: TrainConfig, resume: str | Path | None = None, resume_checkpoint: str | None = None) -> Trainer:
     torch.manual_seed(cfg.seed)
     device = dist.init(cfg.device)  # under torchrun: this rank's device, process group started
     dtype = default_dtype(device)
@@ -131,18 +94,10 @@ def setup(cfg: TrainConfig, resume: str | Path | None = None, resume_checkpoint:
     for reason in data.skipped:
         dist.print0(f"skipped: {reason}")
 
-    # Trained weights stay in float32 (bf16 autocast does the GPU math); weights that never
-    # change (a frozen or LoRA base) are held in the compute dtype to halve their memory.
-    weight_dtype = dtype if cfg.mode in ("frozen", "lora") else torch.float32
     init = None
     if cfg.init and resume is None:  # a resumed run takes its weights from its checkpoint
         init = model_source(cfg.init).weights  # verified against its manifest
-    backbone = load_backbone(BackboneConfig(model_name=cfg.model_name, mode=cfg.mode,
-                                            lora_rank=cfg.lora_rank, lora_alpha=cfg.lora_alpha,
-                                            positions=cfg.positions, init=init),
-                             device, weight_dtype)
-    for p in head_parameters(backbone):  # the head always learns: keep it in float32
-        p.data = p.data.float()
+    backbone = load_run_backbone(cfg, device, init)
     if cfg.grad_checkpointing:  # non-reentrant: works with a frozen embedding (LoRA) as well
         # transformers 5 renamed gradient_checkpointing_enable (deprecated) to activation_checkpointing_enable
         enable = getattr(backbone, "activation_checkpointing_enable", None)
@@ -215,8 +170,9 @@ def setup(cfg: TrainConfig, resume: str | Path | None = None, resume_checkpoint:
     if dist.world_size() > 1:
         dist.print0(f"distributed: {dist.world_size()} ranks, each step {cfg.grad_accum_steps * dist.world_size()} "
                     f"micro-batches of {cfg.batch_size} queries")
-    return Run(cfg, run_dir, device, dtype, agent, loss_fn, optimizer, scheduler, data,
-               log, pos, steps_per_epoch, solver2, bank, writer, model, units, state)
+    return Trainer(cfg=cfg, run_dir=run_dir, device=device, dtype=dtype, agent=agent, loss_fn=loss_fn,
+                   optimizer=optimizer, scheduler=scheduler, data=data, log=log, steps_per_epoch=steps_per_epoch,
+                   solver2=solver2, bank=bank, writer=writer, model=model, units=units, pos=pos, state=state)
 
 
 def _run_dir(cfg: TrainConfig, resume, data_name: str) -> tuple[Path, str | None]:
@@ -237,3 +193,15 @@ def _run_dir(cfg: TrainConfig, resume, data_name: str) -> tuple[Path, str | None
     else:
         run_dir = None
     return dist.broadcast_object((run_dir, problem))
+
+
+def train(cfg: TrainConfig, resume: str | Path | None = None,
+          callbacks: Sequence[StepCallback] = (), resume_checkpoint: str | None = None) -> Path:
+    """Set a run up (or resume it) and train it; the run folder."""
+    try:
+        run_dir = setup(cfg, resume, resume_checkpoint).fit(callbacks)
+    except BaseException:
+        dist.close(wait=False)
+        raise
+    dist.close()
+    return run_dir

@@ -8,11 +8,10 @@ import torch
 
 from arc_efe.cli import main
 from arc_efe.data.sources import load_tasks
-from arc_efe.data.synthetic import FAMILIES, SyntheticSource
+from arc_efe.data.synthetic import FAMILIES, GROUPS, SyntheticSource
 from arc_efe.errors import SourceError
 from arc_efe.saved.config import TrainConfig
 from arc_efe.training.run import setup
-from arc_efe.training.train import build_micro_batch, train_step
 
 
 def _same(a, b):
@@ -61,10 +60,10 @@ def _cfg(tmp_path, **kw):
 
 def test_training_mixes_sources_with_the_given_weights(tmp_path):
     run = setup(_cfg(tmp_path, data="arc-agi-1/training+synthetic", mix="0.3,0.7", batch_size=32))
-    ids = [q.task.id for b in range(3) for q in build_micro_batch(run, 0, b).queries]
+    ids = [q.task.id for b in range(3) for q in run.micro_batch(0, b).queries]
     generated = sum("-s0-" in i for i in ids) / len(ids)
     assert 0.5 < generated < 0.9  # 0.7 expected, 96 draws
-    again = [q.task.id for b in range(3) for q in build_micro_batch(run, 0, b).queries]
+    again = [q.task.id for b in range(3) for q in run.micro_batch(0, b).queries]
     assert ids == again  # the same batches on a resumed run
 
 
@@ -78,9 +77,9 @@ def test_generated_only_training_needs_max_batches(tmp_path):
 def test_generating_tasks_is_not_the_bottleneck(tmp_path):
     """Drawing a batch's tasks costs a small fraction of one tiny training step."""
     run = setup(_cfg(tmp_path, data="synthetic", run_name="speed"))
-    mb = build_micro_batch(run, 0, 0)
+    mb = run.micro_batch(0, 0)
     t0 = time.perf_counter()
-    train_step(run, 0, [mb], 0)
+    run.step(0, [mb])
     step = time.perf_counter() - t0
     src = SyntheticSource("synthetic", 7)
     t0 = time.perf_counter()
@@ -108,7 +107,7 @@ def test_short_pretraining_on_one_family_lowers_loss_on_fresh_instances(tmp_path
 
     before = fresh_risk()
     for step in range(40):
-        train_step(run, 0, [build_micro_batch(run, 0, step)], step)
+        run.step(0, [run.micro_batch(0, step)])
     after = fresh_risk()
     # 0.9, not 0.8: with grid positions the first few dozen steps are slower (measured: 0.85 of the
     # starting risk after 40 steps against 0.74 without them; they win after a few minutes)
@@ -127,6 +126,16 @@ def test_family_lists_and_a_size_limit():
             SyntheticSource(bad, 0)
 
 
+def test_a_group_name_stands_for_its_families_in_order():
+    """`synthetic/calibration` is the seven listed families: the same tasks as the list itself."""
+    listed = SyntheticSource(f"synthetic/{','.join(GROUPS['calibration'])}:6", 3).tasks(12)
+    grouped = SyntheticSource("synthetic/calibration:6", 3).tasks(12)
+    assert len(GROUPS["calibration"]) == 7 and [t.id for t in grouped] == [t.id for t in listed]
+    assert all(a.to_json() == b.to_json() for a, b in zip(grouped, listed))
+    mixed = SyntheticSource("synthetic/calibration,denoise_isolated", 0)
+    assert [f.name for f in mixed.families] == [*GROUPS["calibration"], "denoise_isolated"]
+
+
 def test_curriculum_grows_generated_grids_from_3x3(tmp_path):
     from arc_efe.training.trainset import curriculum_side
 
@@ -135,8 +144,8 @@ def test_curriculum_grows_generated_grids_from_3x3(tmp_path):
     assert sides[0] == 3 and sides[-1] == 8 and sides == sorted(sides)
     assert sides[10:] == [8] * 10  # the source's own limit from halfway on
     run = setup(cfg)
-    first = build_micro_batch(run, 0, 0).queries
-    late = [q for b in range(10) for q in build_micro_batch(run, 1, b).queries]
+    first = run.micro_batch(0, 0).queries
+    late = [q for b in range(10) for q in run.micro_batch(1, b).queries]
     size = lambda q: max(max(p.input.shape + p.output.shape) for p in (*q.context, q.target))  # noqa: E731
     assert max(size(q) for q in first) <= 3 and max(size(q) for q in late) > 3
     assert curriculum_side(_cfg(tmp_path), 8, 0, 0, 10) is None  # off by default

@@ -39,6 +39,13 @@ class Family:
 
 
 FAMILIES: dict[str, Family] = {}
+# Named lists of families, usable in a source name (`synthetic/calibration:6`). `calibration`:
+# the seven simple rules that the pretraining recipe weights up and on which in-context
+# accuracy is measured (training/evaluation.py).
+GROUPS: dict[str, tuple[str, ...]] = {
+    "calibration": ("colour_permutation", "swap_colours", "flip_lr", "flip_ud", "rotate_90", "rotate_180",
+                    "transpose"),
+}
 
 
 def register(name: str, kind: str, summary: str):
@@ -154,8 +161,8 @@ def is_synthetic(name: str) -> bool:
 
 
 def parse_name(name: str) -> tuple[list[Family], int]:
-    """The families a source name stands for and its largest grid side; an unknown family
-    lists the known ones."""
+    """The families a source name stands for (a group of `GROUPS` stands for its families) and
+    its largest grid side; an unknown family lists the known ones."""
     from ...errors import SourceError
 
     base, _, cap = name.partition(":")
@@ -166,7 +173,7 @@ def parse_name(name: str) -> tuple[list[Family], int]:
         max_side = int(cap)
     if base == "synthetic":
         return [FAMILIES[k] for k in sorted(FAMILIES)], max_side
-    names = base.split("/", 1)[1].split(",")
+    names = [f for n in base.split("/", 1)[1].split(",") for f in GROUPS.get(n, (n,))]
     unknown = [f for f in names if f not in FAMILIES]
     if unknown:
         raise SourceError(f"{name}: no such family {', '.join(unknown)}; `arc-efe data list-families` lists the "
