@@ -39,10 +39,10 @@ from arc_efe.cli import build_parser
 from arc_efe.data.synthetic.single_rules import single_rule_tasks
 from arc_efe.data.tasks import answer_shape, grids_equal
 from arc_efe.data.tokens import answer_tokens
-from arc_efe.data.sequences import view_pairs
+from arc_efe.data.sequences import view_pairs, view_prompt
 from arc_efe.inference.decoding import prompt_logliks
 from arc_efe.inference.evaluate import FRESH, configs_from_args, load_agent
-from arc_efe.inference.pipeline import _encode, solve_output, task_views
+from arc_efe.inference.pipeline import solve_output, task_views
 from arc_efe.inference.selection import Candidate
 from arc_efe.inference.ttt import TestTimeTrainer
 from arc_efe.saved.modelfolder import shipped_model
@@ -72,7 +72,7 @@ def study(agent, task, inf, trainer) -> dict:
             cands = out.candidates
             found = next((i for i, c in enumerate(cands) if grids_equal(c.grid, answer)), None)
             right = cands[found] if found is not None else Candidate(answer, votes=0)
-            prompts = [_encode(task, 0, v, inf.max_len).prompt for v in views]
+            prompts = [view_prompt(task.train, task.test[0].input, v, inf.max_len)[0].prompt for v in views]
             if found is None:  # score it as evaluate scores its candidates
                 for v, prompt in zip(views, prompts):
                     lik = prompt_logliks(agent, prompt, [v.apply_grid(answer)])[0]

@@ -17,8 +17,8 @@ import numpy as np
 import torch
 
 from .dataset import Query
-from .tasks import Pair
-from .tokens import PAD, VOCAB_SIZE, encode_task
+from .tasks import Grid, Pair, answer_shape
+from .tokens import PAD, VOCAB_SIZE, Encoded, SequenceTooLong, encode_task
 from .views import View, dihedral
 
 NON_COLOUR_TOKENS = list(range(10, VOCAB_SIZE))
@@ -47,6 +47,20 @@ def view_pairs(pairs: Sequence[Pair], view: View) -> list[Pair]:
     if view.demo_order is not None:
         mapped = [mapped[i] for i in view.demo_order]
     return mapped
+
+
+def view_prompt(demos: Sequence[Pair], query_input: Grid, view: View, max_len: int | None,
+                in_context: bool = True, shape_rule: bool = True) -> tuple[Encoded | None, tuple[int, int] | None]:
+    """The prompt that asks for a query's answer through `view`: the demonstrations (none
+    without `in_context`; dropped from the end to fit max_len) and the query input, ending at
+    its OUT marker; None when not even the query fits. With `shape_rule`, also the answer's
+    shape in the view's frame when the demonstrations agree on one (`answer_shape`)."""
+    pairs, q_in = view_pairs(demos, view), view.apply_grid(query_input)
+    shape = answer_shape(pairs, q_in) if shape_rule else None
+    try:
+        return encode_task(pairs if in_context else [], q_in, None, max_len), shape
+    except SequenceTooLong:
+        return None, shape
 
 
 def cell_positions(h: int, w: int, k: int) -> np.ndarray:

@@ -30,16 +30,14 @@ from typing import Callable, Sequence
 import numpy as np
 import torch
 
-from ..data.sequences import view_pairs
+from ..data.sequences import view_prompt
 from ..data.tasks import MAX_SIDE, Grid, Task, answer_shape
-from ..data.tokens import Encoded, SequenceTooLong, encode_task
 from ..data.views import View, random_view, rule_colours, rule_keeping_view
-from ..model.agent import Agent
+from ..model.agent import Agent, greedy_in_batches
 from .decoding import dfs_candidates, prompt_logliks
 from .selection import Candidate, grid_key, rank
 from .ttt import TestTimeTrainer, TTTStats
 
-GREEDY_BATCH = 8
 MAX_CONTEXT = 8192  # tokens of a prompt with its answer: a 30x30 test input with its demonstrations
 TOO_LONG = "the query alone is longer than the context"  # OutputResult.fallback
 NOTHING_DECODED = "decoding kept no answer"
@@ -115,14 +113,6 @@ def task_views(task: Task, n: int, seed: int = 0, kind: str = "all") -> list[Vie
     return views
 
 
-def _encode(task: Task, test_index: int, view: View, max_len: int, in_context: bool = True) -> Encoded | None:
-    try:
-        return encode_task(view_pairs(task.train, view) if in_context else [],
-                           view.apply_grid(task.test[test_index].input), None, max_len)
-    except SequenceTooLong:
-        return None
-
-
 def fallback_answer(task: Task, test_index: int) -> Grid:
     """The answer when the model cannot write one: the test input as it is, or a blank grid of
     the size every demonstration agrees on when that differs."""
@@ -145,26 +135,25 @@ def _decode(agent: Agent, prompts: list[list[int]], memory: torch.Tensor | None,
             found[k] = [d.grid for d in dfs_candidates(agent, prompt, cfg.min_prob, cfg.max_candidates,
                                                        cfg.max_side, mem, shape=shapes[k])]
     todo = [k for k in range(len(prompts)) if not found[k]]
-    for start in range(0, len(todo), GREEDY_BATCH):
-        chunk = todo[start:start + GREEDY_BATCH]
-        mem = None if memory is None else memory[chunk]
-        for k, grid in zip(chunk, agent.greedy([prompts[k] for k in chunk], mem, cfg.max_side,
-                                               [shapes[k] for k in chunk])):
-            found[k] = [] if grid is None else [grid]
+    got = greedy_in_batches(agent, [prompts[k] for k in todo], None if memory is None else memory[todo],
+                            cfg.max_side, [shapes[k] for k in todo])
+    for k, grid in zip(todo, got):
+        found[k] = [] if grid is None else [grid]
     return found
 
 
 def solve_output(agent: Agent, task: Task, test_index: int, views: Sequence[View], cfg: InferenceConfig,
                  memory_fn: MemoryFn | None = None) -> OutputResult:
     """Candidates for one test output from every view, scored under every view, ranked."""
-    encoded = [(v, e) for v in views if (e := _encode(task, test_index, v, cfg.max_len, cfg.in_context)) is not None]
+    encoded = [(v, e, shape) for v in views
+               for e, shape in [view_prompt(task.train, task.test[test_index].input, v, cfg.max_len,
+                                            cfg.in_context, cfg.shape_rule)] if e is not None]
     if not encoded:
         return OutputResult([Candidate(fallback_answer(task, test_index))], len(task.train), TOO_LONG)
-    prompts = [(v, e.prompt) for v, e in encoded]
+    prompts = [(v, e.prompt) for v, e, _ in encoded]
     memory = memory_fn([p for _, p in prompts]) if memory_fn is not None else None
     found: dict[tuple, Candidate] = {}
-    shapes = [answer_shape(view_pairs(task.train, v), v.apply_grid(task.test[test_index].input))
-              if cfg.shape_rule else None for v, _ in prompts]
+    shapes = [shape for _, _, shape in encoded]
     decoded = _decode(agent, [p for _, p in prompts], memory, cfg, shapes)
     for (view, _), grids in zip(prompts, decoded):
         for grid in grids:

@@ -22,9 +22,9 @@ from transformers.modeling_outputs import CausalLMOutputWithPast
 
 from ..data.dataset import Query
 from ..data.packing import ATTENTION
-from ..data.sequences import pad_rows, view_pairs
-from ..data.tasks import MAX_SIDE, NUM_COLOURS, Grid, answer_shape
-from ..data.tokens import END, PAD, ROW, VOCAB_SIZE, SequenceTooLong, encode_task, try_decode_grid
+from ..data.sequences import pad_rows, view_prompt
+from ..data.tasks import MAX_SIDE, NUM_COLOURS, Grid
+from ..data.tokens import END, PAD, ROW, VOCAB_SIZE, try_decode_grid
 from ..data.views import View
 from .positions import embed, newest_places
 
@@ -147,34 +147,43 @@ class Agent(nn.Module):
         return [try_decode_grid(a) for a in answers]
 
 
+def greedy_in_batches(agent: Agent, prompts: Sequence[list[int]], memory: torch.Tensor | None = None,
+                      max_side: int = MAX_SIDE, shapes: Sequence[tuple[int, int] | None] | None = None
+                      ) -> list[Grid | None]:
+    """`Agent.greedy` over any number of prompts, DECODE_BATCH at a time, shortest first (the
+    least padding). `memory` (P, H): Solver2's readout per prompt, when there is one."""
+    answers: list[Grid | None] = [None] * len(prompts)
+    order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
+    for start in range(0, len(order), DECODE_BATCH):
+        chunk = order[start:start + DECODE_BATCH]
+        mem = None if memory is None else memory[chunk]
+        got = agent.greedy([prompts[i] for i in chunk], mem, max_side,
+                           None if shapes is None else [shapes[i] for i in chunk])
+        for i, grid in zip(chunk, got):
+            answers[i] = grid
+    return answers
+
+
 def decode_queries(agent: Agent, queries: Sequence[Query], view: View | Sequence[View], max_len: int,
                    memory: torch.Tensor | None = None, max_side: int = MAX_SIDE,
                    shape_rule: bool = True) -> list[Grid | None]:
     """Greedy answers for queries seen through `view` (one for all, or one per query), mapped
-    back. `memory` (Q, H) holds Solver2's readout for each query, when there is one. With
-    `shape_rule` an answer has the size its demonstrations agree on (`answer_shape`), as in
-    `arc-efe evaluate`."""
+    back; None for a query whose prompt does not fit max_len. `memory` (Q, H) holds Solver2's
+    readout for each query, when there is one. With `shape_rule` an answer has the size its
+    demonstrations agree on (`answer_shape`), as in `arc-efe evaluate`."""
     views = [view] * len(queries) if isinstance(view, View) else list(view)
-    prompts: list[list[int] | None] = []
-    shapes: list[tuple[int, int] | None] = []
-    for q, view in zip(queries, views):
-        demos, query_input = view_pairs(q.context, view), view.apply_grid(q.target.input)
-        shapes.append(answer_shape(demos, query_input) if shape_rule else None)
-        try:
-            prompts.append(encode_task(demos, query_input, None, max_len).prompt)
-        except SequenceTooLong:
-            prompts.append(None)
+    encoded = [view_prompt(q.context, q.target.input, v, max_len, shape_rule=shape_rule)
+               for q, v in zip(queries, views)]
+    todo = [i for i, (enc, _) in enumerate(encoded) if enc is not None]
     answers: list[Grid | None] = [None] * len(queries)
-    todo = sorted((i for i, p in enumerate(prompts) if p is not None), key=lambda i: len(prompts[i]))
     was_training = agent.training
     agent.eval()
     try:
-        for start in range(0, len(todo), DECODE_BATCH):
-            chunk = todo[start:start + DECODE_BATCH]
-            mem = None if memory is None else memory[chunk]
-            for i, grid in zip(chunk, agent.greedy([prompts[i] for i in chunk], mem, max_side,
-                                                   [shapes[i] for i in chunk])):
-                answers[i] = None if grid is None else views[i].invert_grid(grid)
+        got = greedy_in_batches(agent, [encoded[i][0].prompt for i in todo],
+                                None if memory is None else memory[todo], max_side,
+                                [encoded[i][1] for i in todo])
     finally:
         agent.train(was_training)
+    for i, grid in zip(todo, got):
+        answers[i] = None if grid is None else views[i].invert_grid(grid)
     return answers
