@@ -39,8 +39,8 @@ def run_one(data: Path, out: Path, name: str, args) -> dict:
                       tensorboard=False, seed=args.seed, epochs=1, **CONFIGS[name])
     run = setup(cfg)
     res = train_for(run, args.budget_min * 60, [run.writer] if run.writer else [])
-    right, total = exact_accuracy(run.agent, run.queries, cfg.max_len)
-    val = pass_at_2(run.agent, run.val_queries, cfg.max_len) if run.val_queries else None
+    right, total = exact_accuracy(run.policy, run.queries, cfg.max_len)
+    val = pass_at_2(run.policy, run.val_queries, cfg.max_len) if run.val_queries else None
     return {"name": name, **res, "right": right, "total": total,
             "val": val.score if val else float("nan"), "val_tasks": len(val.tasks) if val else 0,
             "size": len(run.bank) if run.bank is not None else 0,

@@ -15,7 +15,7 @@ from arc_efe.data.tokens import encode_task
 from arc_efe.inference.pipeline import InferenceConfig, solve_output, task_views
 from arc_efe.inference.ttt import TestTimeTrainer, TTTConfig
 from arc_efe.loss import DEFAULT_WEIGHTS
-from arc_efe.model.agent import Agent
+from arc_efe.model.policy import Policy
 from arc_efe.training.trainer import Trainer
 
 # The pretraining recipe's loss (`make pretrain`): the risk term alone.
@@ -64,12 +64,12 @@ def train_for(run: Trainer, seconds: float, callbacks: Sequence[Callable] = ()) 
     return {"steps": step, "curve": curve, "losses": losses}
 
 
-def ttt_and_vote(agent: Agent, tasks: Sequence[Task], ttt: TTTConfig | None, inf: InferenceConfig,
+def ttt_and_vote(policy: Policy, tasks: Sequence[Task], ttt: TTTConfig | None, inf: InferenceConfig,
                  log: Callable[[str], None] = print) -> dict:
     """Per task: test-time training (when `ttt` has steps), then answers from the identity
     view alone and from `inf.views` views with voting, both from the same adapted weights.
     Returns the tasks solved (every test output right within 2 attempts) each way."""
-    trainer = TestTimeTrainer(agent, ttt) if ttt is not None and ttt.enabled else None
+    trainer = TestTimeTrainer(policy, ttt) if ttt is not None and ttt.enabled else None
     solved = {"1 view": 0, f"{inf.views} views": 0}
     seconds = []
     try:
@@ -79,7 +79,7 @@ def ttt_and_vote(agent: Agent, tasks: Sequence[Task], ttt: TTTConfig | None, inf
             with (trainer.adapted(task) if trainer else _no_ttt()) as stats:
                 row = {}
                 for name, vs in (("1 view", views[:1]), (f"{inf.views} views", views)):
-                    outs = [solve_output(agent, task, i, vs, inf) for i in range(len(task.test))]
+                    outs = [solve_output(policy, task, i, vs, inf) for i in range(len(task.test))]
                     row[name] = all(any(grids_equal(a, p.output) for a in o.attempts)
                                     for o, p in zip(outs, task.test))
                     solved[name] += row[name]

@@ -41,7 +41,7 @@ from arc_efe.data.tasks import answer_shape, grids_equal
 from arc_efe.data.tokens import answer_tokens
 from arc_efe.data.sequences import view_pairs, view_prompt
 from arc_efe.inference.decoding import prompt_logliks
-from arc_efe.inference.evaluate import FRESH, configs_from_args, load_agent
+from arc_efe.inference.evaluate import FRESH, configs_from_args, load_policy
 from arc_efe.inference.pipeline import solve_output, task_views
 from arc_efe.inference.selection import Candidate
 from arc_efe.inference.ttt import TestTimeTrainer
@@ -52,39 +52,39 @@ from common import split_passthrough
 GEOMETRY = ("flip_lr", "flip_ud", "transpose", "rotate_90", "rotate_180", "rotate_270")
 
 
-def token_accuracy(agent, prompt: list[int], answer) -> float:
+def token_accuracy(policy, prompt: list[int], answer) -> float:
     """Share of the answer's tokens that are the model's argmax, teacher forced."""
     target = answer_tokens(answer)
-    ids = torch.tensor([list(prompt) + target], device=next(agent.backbone.parameters()).device)
+    ids = torch.tensor([list(prompt) + target], device=next(policy.backbone.parameters()).device)
     with torch.no_grad():
-        logits = agent.backbone(inputs_embeds=agent._embed(ids, None)).logits[0]
+        logits = policy.backbone(inputs_embeds=policy._embed(ids, None)).logits[0]
     pred = logits[len(prompt) - 1: len(prompt) - 1 + len(target)].argmax(-1).tolist()
     return sum(p == t for p, t in zip(pred, target)) / len(target)
 
 
-def study(agent, task, inf, trainer) -> dict:
+def study(policy, task, inf, trainer) -> dict:
     views = task_views(task, inf.views, inf.seed, inf.view_kind)
     answer = task.test[0].output
-    agent.eval()
+    policy.eval()
     with trainer.adapted(task) if trainer is not None else contextlib.nullcontext():
         with torch.no_grad():
-            out = solve_output(agent, task, 0, views, inf)
+            out = solve_output(policy, task, 0, views, inf)
             cands = out.candidates
             found = next((i for i, c in enumerate(cands) if grids_equal(c.grid, answer)), None)
             right = cands[found] if found is not None else Candidate(answer, votes=0)
             prompts = [view_prompt(task.train, task.test[0].input, v, inf.max_len)[0].prompt for v in views]
             if found is None:  # score it as evaluate scores its candidates
                 for v, prompt in zip(views, prompts):
-                    lik = prompt_logliks(agent, prompt, [v.apply_grid(answer)])[0]
+                    lik = prompt_logliks(policy, prompt, [v.apply_grid(answer)])[0]
                     right.logliks.append(lik.logprob)
                     right.entropies.append(lik.entropy)
             per_view = []
             for v, prompt in zip(views, prompts):
                 shape = answer_shape(view_pairs(task.train, v), v.apply_grid(task.test[0].input)) \
                     if inf.shape_rule else None
-                grid = agent.greedy([prompt], None, inf.max_side, [shape])[0]
+                grid = policy.greedy([prompt], None, inf.max_side, [shape])[0]
                 per_view.append(grid is not None and grids_equal(v.invert_grid(grid), answer))
-            acc = token_accuracy(agent, prompts[0], answer)
+            acc = token_accuracy(policy, prompts[0], answer)
     solved = any(grids_equal(a, answer) for a in out.attempts)
     gap = right.score(inf.vote_weight) - cands[0].score(inf.vote_weight) if right.logliks else float("nan")
     return {"solved": solved, "found": found, "gap": gap, "views_right": sum(per_view), "view0": per_view[0],
@@ -105,9 +105,9 @@ def main() -> None:
     fresh = ev.checkpoint == FRESH
     path = None if fresh else (Path(ev.checkpoint) if ev.checkpoint else shipped_model())
     torch.manual_seed(ev.seed)
-    agent, *_ = load_agent(path, ev.model_name or "tiny", torch.device("cpu"), ev.positions)
+    policy, *_ = load_policy(path, ev.model_name or "tiny", torch.device("cpu"), ev.positions)
     inf, ttt = configs_from_args(ev, ev.max_context, torch.device("cpu"), fresh=fresh)
-    trainer = TestTimeTrainer(agent, ttt) if ttt.enabled else None
+    trainer = TestTimeTrainer(policy, ttt) if ttt.enabled else None
     print(f"model: {path or f'untrained tiny ({ev.positions})'}; answer views {inf.view_kind}, test-time views "
           f"{ttt.views}, {ttt.seconds or '-'} s / {ttt.steps} steps; flags: {' '.join(passed) or '(defaults)'}",
           flush=True)
@@ -116,7 +116,7 @@ def main() -> None:
           f"{'tok acc':>7}", flush=True)
     rows = []
     for task in tasks:
-        r = study(agent, task, inf, trainer)
+        r = study(policy, task, inf, trainer)
         rows.append(r)
         found = "-" if r["found"] is None else f"#{r['found'] + 1}"
         print(f"{task.id:<18} {'yes' if r['solved'] else 'no':>6} {found:>6} {r['gap']:9.2f} "

@@ -24,7 +24,7 @@ cfg = TrainConfig(data="arc-agi-1/training", model_name=model, device=device, ep
                   max_batches=steps, batch_size=16, max_len=2048, max_tokens=8192, agent_lr=1e-4,
                   output_dir=out, run_name="run", tensorboard=False, memory=False)
 run = setup(cfg)
-params = sum(p.numel() for p in run.agent.parameters())
+params = sum(p.numel() for p in run.policy.parameters())
 print(f"dtype {run.dtype}, {params / 1e6:.0f}M parameters")
 gpu = run.device.type == "cuda"
 sync = torch.cuda.synchronize if gpu else (lambda: None)
@@ -45,7 +45,7 @@ mfu = 6 * params * tok_s / (peak * 1e12)  # 6N flops per token (forward + backwa
 print(f"tokens/s {tok_s:.0f}  MFU {100 * mfu:.1f}% of {peak:.0f} TFLOPS  "
       f"peak memory {torch.cuda.max_memory_allocated() / 2**30 if gpu else 0:.1f} GiB")
 run.pos.step, run.pos.batch = steps, steps
-save_checkpoint(run.run_dir, run.agent.backbone, run.optimizer, run.scheduler, run.pos, cfg.to_dict())
+save_checkpoint(run.run_dir, run.policy.backbone, run.optimizer, run.scheduler, run.pos, cfg.to_dict())
 PYEOF
 "$PY" -m arc_efe evaluate --data arc-agi-1/evaluation --max-tasks 4 --checkpoint "$OUT/run" \
     --model-name "$MODEL" --device "$DEVICE" --views 2 --ttt-steps 0 --output-dir "$OUT/eval" --no-progress

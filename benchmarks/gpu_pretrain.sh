@@ -24,14 +24,14 @@ make pretrain PY="$PY" STAMP= PRETRAIN_ARGS="--device $DEVICE --model-name $MODE
 "$PY" - "$OUT/run" "$PEAK_TFLOPS" <<'PYEOF'
 import json, statistics, sys
 from pathlib import Path
-from arc_efe.inference.evaluate import load_agent
+from arc_efe.inference.evaluate import load_policy
 run, peak = Path(sys.argv[1]), float(sys.argv[2])
 rows = [json.loads(l) for l in (run / "metrics.jsonl").read_text().splitlines()]
 steps = [r for r in rows if r.get("kind") == "step"]
 steps = steps[5:] or steps  # warm-up steps left out
 epochs = [r for r in rows if r.get("kind") == "epoch"]
-agent, *_ = load_agent(run, "unused", __import__("torch").device("cpu"))
-params = sum(p.numel() for p in agent.parameters())
+policy, *_ = load_policy(run, "unused", __import__("torch").device("cpu"))
+params = sum(p.numel() for p in policy.parameters())
 tok_s = statistics.median(r["tokens_per_s"] for r in steps)
 print(f"{params / 1e6:.1f}M parameters, {len(steps)} steps timed; median tokens/s {tok_s:.0f}; "
       f"MFU {100 * 6 * params * tok_s / (peak * 1e12):.2f}% of {peak:.0f} TFLOPS")

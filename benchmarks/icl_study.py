@@ -33,7 +33,7 @@ from arc_efe.data.dataset import make_queries
 from arc_efe.data.synthetic import SyntheticSource
 from arc_efe.data.tasks import grids_equal
 from arc_efe.data.views import View
-from arc_efe.model.agent import decode_queries
+from arc_efe.model.policy import decode_queries
 from arc_efe.saved.config import TrainConfig
 from arc_efe.training.run import setup
 
@@ -74,7 +74,7 @@ def run_config(name: str, spec: dict, args, tmp: str) -> dict:
         losses = train_for(run, budget)["losses"]
     fresh = SyntheticSource(f"synthetic/{FAMILIES}:{args.eval_side}", args.seed + 7_777_777).tasks(args.eval_tasks)
     queries = [q for t in fresh for q in make_queries([t], "test")]
-    answers = decode_queries(run.agent, queries, View(), args.max_len, max_side=args.eval_side,
+    answers = decode_queries(run.policy, queries, View(), args.max_len, max_side=args.eval_side,
                              shape_rule=not args.no_shape_rule)
     right = sum(grids_equal(a, q.target.output) for a, q in zip(answers, queries))
     return {"steps": len(losses), "losses": losses, "right": right, "total": len(queries)}

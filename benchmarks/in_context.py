@@ -20,7 +20,7 @@ import torch
 
 from arc_efe.data.dataset import make_queries
 from arc_efe.data.synthetic import FAMILIES, SyntheticSource, fits_side
-from arc_efe.inference.evaluate import load_agent
+from arc_efe.inference.evaluate import load_policy
 from arc_efe.model.device import resolve_device
 from arc_efe.saved.modelfolder import FRESH, SHIPPED
 from arc_efe.training.evaluation import ICL_FAMILIES, ICL_SEED, ICL_SIDE, exact_accuracy
@@ -39,7 +39,7 @@ def main() -> None:
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     path = None if args.checkpoint == FRESH else Path(args.checkpoint)
-    agent, _, _, max_len = load_agent(path, "tiny", resolve_device(args.device))
+    policy, _, _, max_len = load_policy(path, "tiny", resolve_device(args.device))
     families = sorted(FAMILIES) if args.families == "all" else args.families.split(",")
     print(f"model: {args.checkpoint}; {args.tasks} fresh tasks per family (seed {ICL_SEED}), grids up to "
           f"{args.side}x{args.side}, greedy, no test-time training")
@@ -52,7 +52,7 @@ def main() -> None:
             continue
         tasks = SyntheticSource(f"synthetic/{family}:{args.side}", ICL_SEED).tasks(args.tasks)
         queries = [make_queries([t], "test")[0] for t in tasks]
-        right, total = exact_accuracy(agent, queries, max_len, args.side, not args.no_shape_rule)
+        right, total = exact_accuracy(policy, queries, max_len, args.side, not args.no_shape_rule)
         right_all, total_all = right_all + right, total_all + total
         print(f"{family:<28} {f'{right}/{total}':>9} {100 * right / total:>6.1f}%", flush=True)
     print(f"{'overall':<28} {f'{right_all}/{total_all}':>9} {100 * right_all / max(total_all, 1):>6.1f}%  "

@@ -37,7 +37,7 @@ import torch
 from arc_efe.cli import main as cli
 from arc_efe.data.scoring import make_entry, score_submission
 from arc_efe.data.tasks import grids_equal
-from arc_efe.inference.evaluate import load_agent
+from arc_efe.inference.evaluate import load_policy
 from arc_efe.inference.pipeline import InferenceConfig, solve_task
 from arc_efe.inference.task_vectors import TaskVectors, fit_pairs
 from arc_efe.saved.modelfolder import shipped_model
@@ -60,17 +60,17 @@ def run_evaluate(tasks, args, extra: list[str]) -> dict:
 
 
 def run_vectors(tasks, args) -> dict:
-    agent, *_ = load_agent(Path(args.checkpoint) if args.checkpoint else shipped_model(), "tiny", torch.device("cpu"))
-    hidden = agent.backbone.get_input_embeddings().embedding_dim
+    policy, *_ = load_policy(Path(args.checkpoint) if args.checkpoint else shipped_model(), "tiny", torch.device("cpu"))
+    hidden = policy.backbone.get_input_embeddings().embedding_dim
     vectors = TaskVectors(tasks, views=8, hidden=hidden, seed=args.seed)
     t0 = time.time()
-    stats = fit_pairs(agent, vectors, steps=10 ** 7, seconds=args.seconds_per_task * len(tasks), seed=args.seed)
+    stats = fit_pairs(policy, vectors, steps=10 ** 7, seconds=args.seconds_per_task * len(tasks), seed=args.seed)
     print(f"single pairs with task vectors: {stats.steps} steps in {stats.seconds:.0f} s, loss "
           f"{stats.first_loss:.3f} -> {stats.last_loss:.3f}", flush=True)
     cfg = InferenceConfig(views=8, in_context=False, seed=args.seed)
     submission = {}
     for task in tasks:
-        result = solve_task(agent, task, cfg, memory_fn=vectors.memory_fn(task))
+        result = solve_task(policy, task, cfg, memory_fn=vectors.memory_fn(task))
         submission[task.id] = [make_entry(o.attempts) for o in result.outputs]
         right = [any(grids_equal(a, p.output) for a in o.attempts) for o, p in zip(result.outputs, task.test)]
         print(f"{task.id} {'right' if all(right) else 'wrong'} {result.seconds:.1f} s", flush=True)

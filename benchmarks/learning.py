@@ -47,7 +47,7 @@ def run_one(data: Path, out: Path, mode: str, positions: str, weight_set: str, a
                       weights=dict(WEIGHT_SETS[weight_set]))
     run = setup(cfg)
     res = train_for(run, args.budget_min * 60)
-    right, total = exact_accuracy(run.agent, run.queries, cfg.max_len, shape_rule=not args.no_shape_rule)
+    right, total = exact_accuracy(run.policy, run.queries, cfg.max_len, shape_rule=not args.no_shape_rule)
     return {"config": f"{mode}/{positions}/{weight_set}", **res, "right": right, "total": total}
 
 

@@ -31,7 +31,7 @@ def one(length: int, kind: str, model_name: str, positions: str, repeats: int) -
 
     from arc_efe.data.tasks import Pair
     from arc_efe.data.tokens import encode_task
-    from arc_efe.model.agent import Agent
+    from arc_efe.model.policy import Policy
     from arc_efe.model.backbone import BackboneConfig, load_backbone
 
     rng = np.random.default_rng(0)
@@ -39,17 +39,17 @@ def one(length: int, kind: str, model_name: str, positions: str, repeats: int) -
              for _ in range(1 + length // 1800)]
     tokens = encode_task(demos, demos[0].input).prompt[:length]
     ids = torch.tensor([tokens])
-    agent = Agent(load_backbone(BackboneConfig(model_name=model_name, positions=positions),
+    policy = Policy(load_backbone(BackboneConfig(model_name=model_name, positions=positions),
                                 torch.device("cpu"), torch.float32))
-    opt = torch.optim.AdamW(agent.parameters(), lr=1e-4)
+    opt = torch.optim.AdamW(policy.parameters(), lr=1e-4)
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 
     def run():
         if kind == "forward":
             with torch.no_grad():
-                agent(ids, None)
+                policy(ids, None)
         else:
-            logits = agent(ids, None)
+            logits = policy(ids, None)
             loss = torch.nn.functional.cross_entropy(logits[0, :-1], ids[0, 1:])
             opt.zero_grad(set_to_none=True)
             loss.backward()

@@ -29,7 +29,7 @@ from arc_efe.data.tasks import grids_equal
 from arc_efe.data.views import View
 from arc_efe.inference.pipeline import InferenceConfig
 from arc_efe.inference.ttt import TTTConfig
-from arc_efe.model.agent import decode_queries
+from arc_efe.model.policy import decode_queries
 from arc_efe.saved.checkpoint import Position, save_checkpoint
 from arc_efe.saved.config import TrainConfig
 from arc_efe.training.run import setup
@@ -70,7 +70,7 @@ def main() -> None:
 
         fresh = SyntheticSource("synthetic", args.seed + 7_777_777).tasks(args.eval_tasks)
         queries = [q for t in fresh for q in make_queries([t], "test")]
-        answers = decode_queries(run.agent, queries, View(), args.max_len)
+        answers = decode_queries(run.policy, queries, View(), args.max_len)
         per_family: dict[str, list[bool]] = defaultdict(list)
         for q, a in zip(queries, answers):
             per_family[q.task.source.split("/", 1)[1]].append(grids_equal(a, q.target.output))
@@ -82,7 +82,7 @@ def main() -> None:
         print(f"  {'overall':<28} {sum(total)}/{len(total)} ({100 * sum(total) / max(len(total), 1):.1f}%)")
 
         if args.output_dir:
-            path = save_checkpoint(run.run_dir, run.agent.backbone, run.optimizer, run.scheduler,
+            path = save_checkpoint(run.run_dir, run.policy.backbone, run.optimizer, run.scheduler,
                                    Position(res["steps"], 0, res["steps"], 1), cfg.to_dict())
             print(f"pretrained checkpoint: {path}")
 
@@ -95,7 +95,7 @@ def main() -> None:
                                        max_len=args.max_len, seed=args.seed)))
         print(f"\narc-agi-1/evaluation, the {len(arc)} smallest tasks, tasks solved (pass@2):")
         for name, ttt in measured:
-            r = ttt_and_vote(run.agent, arc, ttt, inf, log=lambda line: None)
+            r = ttt_and_vote(run.policy, arc, ttt, inf, log=lambda line: None)
             solved = ", ".join(f"{k} {v}/{r['tasks']}" for k, v in r["solved"].items())
             print(f"  {name}: {solved} ({r['seconds_per_task']:.1f} s per task)", flush=True)
 

@@ -128,8 +128,8 @@ def main() -> None:
                       augment=False, memory=False, weights=dict(RISK_ALONE), val_fraction=0.0,
                       tensorboard=False, warmup_steps=1, agent_lr=1e-3)
     run = setup(cfg)
-    hf_model = type(run.agent.backbone)(copy.deepcopy(run.agent.backbone.config))
-    hf_model.load_state_dict(run.agent.backbone.state_dict())  # the same initial weights
+    hf_model = type(run.policy.backbone)(copy.deepcopy(run.policy.backbone.config))
+    hf_model.load_state_dict(run.policy.backbone.state_dict())  # the same initial weights
     hf_model.set_attn_implementation("sdpa")  # transformers' own attention on the HF side
     sides = {"arc-efe (packed)": [0, 0.0], "HF Trainer (default collator)": [0, 0.0],
              "HF Trainer (per-batch padding)": [0, 0.0]}

@@ -20,7 +20,7 @@ from pathlib import Path
 import torch
 
 from arc_efe.model.positions import DEFAULT_POSITIONS
-from arc_efe.inference.evaluate import AUTO, load_agent, view_kinds
+from arc_efe.inference.evaluate import AUTO, load_policy, view_kinds
 from arc_efe.inference.pipeline import InferenceConfig
 from arc_efe.inference.ttt import TTTConfig
 from arc_efe.model.device import resolve_device
@@ -53,7 +53,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
     device = resolve_device(args.device)
-    agent, _, _, max_len = load_agent(Path(args.checkpoint) if args.checkpoint else None, args.model_name, device,
+    policy, _, _, max_len = load_policy(Path(args.checkpoint) if args.checkpoint else None, args.model_name, device,
                                     args.positions)
     tasks = smallest_tasks(args.tasks, "arc-agi-1/evaluation")
     ttt_views, answer_views = view_kinds(args, fresh=args.checkpoint is None)
@@ -65,7 +65,7 @@ def main() -> None:
     print(f"test-time training from a {start} on the {len(tasks)} smallest arc-agi-1/evaluation tasks, "
           f"{args.budget_s:.0f} s per task, lr {args.lr}, {args.device}")
     t0 = time.time()
-    res = ttt_and_vote(agent, tasks, ttt, inf)
+    res = ttt_and_vote(policy, tasks, ttt, inf)
     print(f"\nsolved (pass@2, every test output right), {res['tasks']} tasks:")
     for name, n in res["solved"].items():
         print(f"  {name:<10} {n}/{res['tasks']}")

@@ -21,7 +21,7 @@ LAYERS = [
     ("data", {"errors"}),
     # reads run folders and task sources: diagnosis, HTML report, plots, grids, terminal display
     ("reporting", {"data", "errors"}),
-    # backbone, grid positions, Agent, device, torchrun ranks, FSDP sharding, compile
+    # backbone, grid positions, Policy, device, torchrun ranks, FSDP sharding, compile
     ("model", {"data", "errors"}),
     # memory bank, retrieval and success rule, recall
     ("solver2", {"model", "data", "errors"}),

@@ -46,13 +46,13 @@ def test_each_sequence_sees_only_itself(tasks_file):
     batch = pack(examples, 2048)
     assert batch.input_ids.shape[0] < len(examples)
     with torch.no_grad():
-        packed = run.agent(batch.input_ids, **batch.model_inputs())[batch.rows, batch.cols]
+        packed = run.policy(batch.input_ids, **batch.model_inputs())[batch.rows, batch.cols]
         # without the sequences' places: transformers' block-diagonal mask from the position ids
-        masked = run.agent(batch.input_ids, None, position_ids=batch.position_ids)[batch.rows, batch.cols]
+        masked = run.policy(batch.input_ids, None, position_ids=batch.position_ids)[batch.rows, batch.cols]
         torch.testing.assert_close(masked, packed, rtol=1e-5, atol=1e-5)
         for i, e in enumerate(examples):
             alone = collate([e])
-            want = run.agent(alone.input_ids, alone.attention_mask)[alone.rows, alone.cols]
+            want = run.policy(alone.input_ids, alone.attention_mask)[alone.rows, alone.cols]
             got = packed[batch.offsets[i]: batch.offsets[i] + e.answer_len]
             torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
 
@@ -76,7 +76,7 @@ def _step_grads(tasks_file, tmp_path, **kw):
     grads = {}
 
     def capture():
-        for n, p in list(run.agent.named_parameters()) + list(run.solver2.named_parameters()):
+        for n, p in list(run.policy.named_parameters()) + list(run.solver2.named_parameters()):
             if p.grad is not None:
                 grads[n] = p.grad.detach().clone()
 

@@ -18,7 +18,7 @@ from arc_efe.inference.decoding import answer_logliks, dfs_candidates, prompt_lo
 from arc_efe.inference.pipeline import InferenceConfig, solve_output, solve_task, task_views
 from arc_efe.inference.selection import Candidate, choose_two, rank
 from arc_efe.inference.ttt import TestTimeTrainer, TTTConfig
-from arc_efe.model.agent import CACHE_KEY, Agent
+from arc_efe.model.policy import CACHE_KEY, Policy
 from arc_efe.model.backbone import BackboneConfig, load_backbone
 
 
@@ -95,26 +95,26 @@ def _copy_task(seed: int = 0, n_train: int = 3, query_shape=(3, 4)) -> Task:
 
 
 def test_every_view_maps_back_to_the_identity_answer_for_a_symmetric_rule():
-    agent = Agent(CopyModel()).eval()
+    policy = Policy(CopyModel()).eval()
     task = _copy_task()
     views = task_views(task, 8)
     assert views[0].is_identity and len({v.dihedral for v in views}) == 8
     cfg = InferenceConfig(views=8, min_prob=0.3)
-    identity = solve_output(agent, task, 0, views[:1], cfg).candidates[0].grid
+    identity = solve_output(policy, task, 0, views[:1], cfg).candidates[0].grid
     assert np.array_equal(identity, task.test[0].input)
     for view in views[1:]:
-        out = solve_output(agent, task, 0, [view], cfg)
+        out = solve_output(policy, task, 0, [view], cfg)
         assert out.candidates and np.array_equal(out.candidates[0].grid, identity), view
-    voted = solve_output(agent, task, 0, views, cfg)
+    voted = solve_output(policy, task, 0, views, cfg)
     assert voted.candidates[0].votes == 8 and len(voted.candidates[0].logliks) == 8
 
 
 def test_dfs_keeps_every_answer_above_min_prob_and_agrees_with_teacher_forcing():
-    agent = Agent(CopyModel(sharpness=3.0)).eval()
+    policy = Policy(CopyModel(sharpness=3.0)).eval()
     task = _copy_task(1, query_shape=(2, 2))
     prompt = encode_task(task.train, task.test[0].input).prompt
     p_token = math.exp(3.0) / (math.exp(3.0) + VOCAB_SIZE - 1)
-    found = dfs_candidates(agent, prompt, min_prob=1e-4, max_candidates=200)
+    found = dfs_candidates(policy, prompt, min_prob=1e-4, max_candidates=200)
     assert all(d.logprob >= math.log(1e-4) for d in found)
     assert [d.logprob for d in found] == sorted((d.logprob for d in found), reverse=True)
     copies = [d for d in found if np.array_equal(d.grid, task.test[0].input)]
@@ -122,27 +122,27 @@ def test_dfs_keeps_every_answer_above_min_prob_and_agrees_with_teacher_forcing()
     # one cell changed (6 right tokens, 1 of 15 wrong ones) clears 1e-4: all 4 x 9 of them
     one_off = [d for d in found if d.grid.shape == (2, 2) and (d.grid != task.test[0].input).sum() == 1]
     assert len(one_off) == 36
-    liks = answer_logliks(agent, [prompt] * len(found), [d.grid for d in found])
+    liks = answer_logliks(policy, [prompt] * len(found), [d.grid for d in found])
     for d, lik in zip(found, liks):
         assert lik.logprob == pytest.approx(d.logprob, abs=1e-4)
     # a threshold above the greedy answer's probability finds nothing; the caller falls back
-    assert dfs_candidates(agent, prompt, min_prob=0.99) == []
-    assert len(dfs_candidates(agent, prompt, min_prob=1e-4, max_candidates=3)) == 3
+    assert dfs_candidates(policy, prompt, min_prob=0.99) == []
+    assert len(dfs_candidates(policy, prompt, min_prob=1e-4, max_candidates=3)) == 3
 
 
 def test_dfs_on_a_real_backbone_reuses_the_cache_correctly():
     torch.manual_seed(0)
-    agent = Agent(load_backbone(BackboneConfig(), torch.device("cpu"), torch.float32)).eval()
+    policy = Policy(load_backbone(BackboneConfig(), torch.device("cpu"), torch.float32)).eval()
     task = _copy_task(2)
     prompt = encode_task(task.train, task.test[0].input).prompt
-    found = dfs_candidates(agent, prompt, min_prob=1e-30, max_candidates=4, max_side=2)
+    found = dfs_candidates(policy, prompt, min_prob=1e-30, max_candidates=4, max_side=2)
     assert len(found) == 4 and len({d.grid.tobytes() + bytes(d.grid.shape) for d in found}) == 4
-    liks = answer_logliks(agent, [prompt] * 4, [d.grid for d in found])
+    liks = answer_logliks(policy, [prompt] * 4, [d.grid for d in found])
     for d, lik in zip(found, liks):
         assert lik.logprob == pytest.approx(d.logprob, abs=1e-3)
     # the search follows the greedy path first (completions met on the way are kept too)
-    greedy = agent.greedy([prompt], max_side=2)[0]
-    wider = dfs_candidates(agent, prompt, min_prob=1e-30, max_candidates=16, max_side=2)
+    greedy = policy.greedy([prompt], max_side=2)[0]
+    wider = dfs_candidates(policy, prompt, min_prob=1e-30, max_candidates=16, max_side=2)
     assert any(np.array_equal(d.grid, greedy) for d in wider)
     assert max(d.logprob for d in wider) == wider[0].logprob
 
@@ -150,19 +150,19 @@ def test_dfs_on_a_real_backbone_reuses_the_cache_correctly():
 @pytest.mark.parametrize("positions", ["1d", "2d-match"])
 def test_scoring_with_the_shared_prompt_cache_equals_teacher_forcing(positions):
     torch.manual_seed(0)
-    agent = Agent(load_backbone(BackboneConfig(positions=positions), torch.device("cpu"), torch.float32)).eval()
+    policy = Policy(load_backbone(BackboneConfig(positions=positions), torch.device("cpu"), torch.float32)).eval()
     task = _copy_task(3, query_shape=(3, 3))
     prompt = encode_task(task.train, task.test[0].input).prompt
     rng = np.random.default_rng(0)
     answers = [rng.integers(0, 10, size=s).astype(np.uint8) for s in [(3, 3), (1, 1), (4, 2), (3, 3)]]
-    shared = prompt_logliks(agent, prompt, answers)
-    forced = answer_logliks(agent, [prompt] * len(answers), answers)
+    shared = prompt_logliks(policy, prompt, answers)
+    forced = answer_logliks(policy, [prompt] * len(answers), answers)
     assert len({round(x.logprob, 3) for x in shared}) == len(answers)  # different answers, different scores
     for a, b in zip(shared, forced):
         assert a.tokens == b.tokens
         assert a.logprob == pytest.approx(b.logprob, abs=1e-3)
         assert a.entropy == pytest.approx(b.entropy, abs=1e-4)
-    assert prompt_logliks(agent, prompt, []) == []
+    assert prompt_logliks(policy, prompt, []) == []
 
 
 def _cand(value, votes, logliks):
@@ -194,51 +194,51 @@ def _recolour_task(seed: int = 0, n: int = 5) -> tuple[Task, list[Pair]]:
     return Task("recolour", tuple(pairs[:-1]), (Pair(pairs[-1].input, None),)), pairs
 
 
-def _tiny_agent():
+def _tiny_policy():
     torch.manual_seed(0)
-    return Agent(load_backbone(BackboneConfig(), torch.device("cpu"), torch.float32)).eval()
+    return Policy(load_backbone(BackboneConfig(), torch.device("cpu"), torch.float32)).eval()
 
 
 @pytest.mark.parametrize("mode", ["full", "lora"])
 def test_ttt_lowers_held_out_loss_and_leaves_base_weights_bit_identical(mode):
-    agent = _tiny_agent()
-    before = {n: p.detach().clone() for n, p in agent.backbone.named_parameters()}
+    policy = _tiny_policy()
+    before = {n: p.detach().clone() for n, p in policy.backbone.named_parameters()}
     task, pairs = _recolour_task()
     held = pairs[-1]
     prompt = encode_task(pairs[:-1], held.input).prompt
-    start = answer_logliks(agent, [prompt], [held.output])[0].logprob
-    trainer = TestTimeTrainer(agent, TTTConfig(steps=40, lr=3e-3 if mode == "full" else 1e-2, mode=mode))
+    start = answer_logliks(policy, [prompt], [held.output])[0].logprob
+    trainer = TestTimeTrainer(policy, TTTConfig(steps=40, lr=3e-3 if mode == "full" else 1e-2, mode=mode))
     with trainer.adapted(task) as stats:
-        during = answer_logliks(agent, [prompt], [held.output])[0].logprob
+        during = answer_logliks(policy, [prompt], [held.output])[0].logprob
         if mode == "lora":
-            names = [n for n, p in agent.backbone.named_parameters() if p.requires_grad]
+            names = [n for n, p in policy.backbone.named_parameters() if p.requires_grad]
             assert names and all(".ttt." in n for n in names)
     trainer.close()
     assert stats.steps == 40 and stats.last_loss < stats.first_loss
     assert during > start + 1.0, (start, during)  # the held-out demonstration got more likely
-    after = dict(agent.backbone.named_parameters())
+    after = dict(policy.backbone.named_parameters())
     assert set(after) == set(before)
     assert all(torch.equal(before[n], after[n]) for n in before)
-    assert answer_logliks(agent, [prompt], [held.output])[0].logprob == pytest.approx(start, abs=1e-5)
+    assert answer_logliks(policy, [prompt], [held.output])[0].logprob == pytest.approx(start, abs=1e-5)
 
 
 def test_ttt_on_a_lora_checkpoint_keeps_its_adapter_and_base(tmp_path):
     torch.manual_seed(0)
-    agent = Agent(load_backbone(BackboneConfig(mode="lora", lora_rank=4), torch.device("cpu"), torch.float32))
-    before = {n: p.detach().clone() for n, p in agent.backbone.named_parameters()}
+    policy = Policy(load_backbone(BackboneConfig(mode="lora", lora_rank=4), torch.device("cpu"), torch.float32))
+    before = {n: p.detach().clone() for n, p in policy.backbone.named_parameters()}
     task, _ = _recolour_task(1)
-    trainer = TestTimeTrainer(agent, TTTConfig(steps=3, mode="lora", rank=4))
-    result = solve_task(agent, task, InferenceConfig(views=2, decoder="greedy", max_side=4), trainer)
+    trainer = TestTimeTrainer(policy, TTTConfig(steps=3, mode="lora", rank=4))
+    result = solve_task(policy, task, InferenceConfig(views=2, decoder="greedy", max_side=4), trainer)
     trainer.close()
     assert result.ttt.steps == 3 and len(result.outputs[0].attempts) >= 1
-    after = dict(agent.backbone.named_parameters())
+    after = dict(policy.backbone.named_parameters())
     assert set(after) == set(before) and all(torch.equal(before[n], after[n]) for n in before)
 
 
 def test_ttt_time_budget_and_single_demo_task():
-    agent = _tiny_agent()
+    policy = _tiny_policy()
     task, _ = _recolour_task()
-    trainer = TestTimeTrainer(agent, TTTConfig(steps=10_000, seconds=0.5))
+    trainer = TestTimeTrainer(policy, TTTConfig(steps=10_000, seconds=0.5))
     with trainer.adapted(task) as stats:
         pass
     assert 0 < stats.steps < 10_000
@@ -323,7 +323,7 @@ def test_answer_shape_follows_the_size_rule_every_demonstration_shows():
 
 
 def test_a_shaped_constraint_only_lets_grids_of_that_shape_out():
-    from arc_efe.model.agent import GridConstraint
+    from arc_efe.model.policy import GridConstraint
     from arc_efe.data.tokens import try_decode_grid
 
     rng = np.random.default_rng(0)
@@ -341,23 +341,23 @@ def test_a_shaped_constraint_only_lets_grids_of_that_shape_out():
 def test_decoders_keep_to_the_demonstrations_size_unless_told_not_to():
     """A copy model would copy a 2x2 test input; demonstrations whose outputs are all 1x3
     make every decoded answer 1x3, and --no-shape-rule lets the copy through."""
-    agent = Agent(CopyModel(sharpness=3.0)).eval()
+    policy = Policy(CopyModel(sharpness=3.0)).eval()
     rng = np.random.default_rng(0)
     train = tuple(Pair(rng.integers(0, 10, (2, 2)).astype(np.uint8), rng.integers(0, 10, (1, 3)).astype(np.uint8))
                   for _ in range(3))
     q = rng.integers(0, 10, (2, 2)).astype(np.uint8)
     task = Task("fixed-size", train, (Pair(q, np.zeros((1, 3), np.uint8)),))
     for decoder in ("dfs", "greedy"):
-        shaped = solve_output(agent, task, 0, task_views(task, 1), InferenceConfig(views=1, decoder=decoder))
-        free = solve_output(agent, task, 0, task_views(task, 1),
+        shaped = solve_output(policy, task, 0, task_views(task, 1), InferenceConfig(views=1, decoder=decoder))
+        free = solve_output(policy, task, 0, task_views(task, 1),
                             InferenceConfig(views=1, decoder=decoder, shape_rule=False))
         assert shaped.candidates and all(c.grid.shape == (1, 3) for c in shaped.candidates), decoder
         assert np.array_equal(free.candidates[0].grid, q), decoder
     # training's and the benchmarks' greedy answers (decode_queries) keep to it as well
     from arc_efe.data.dataset import make_queries
     from arc_efe.data.views import View
-    from arc_efe.model.agent import decode_queries
+    from arc_efe.model.policy import decode_queries
 
     query = make_queries([task], "test")
-    assert decode_queries(agent, query, View(), 512)[0].shape == (1, 3)
-    assert np.array_equal(decode_queries(agent, query, View(), 512, shape_rule=False)[0], q)
+    assert decode_queries(policy, query, View(), 512)[0].shape == (1, 3)
+    assert np.array_equal(decode_queries(policy, query, View(), 512, shape_rule=False)[0], q)

@@ -12,7 +12,7 @@ from arc_efe.data.tasks import Pair, Task
 from arc_efe.data.tokens import IN, ROW
 from arc_efe.inference import ttt as ttt_module
 from arc_efe.inference.ttt import TestTimeTrainer, TTTConfig
-from arc_efe.model.agent import Agent
+from arc_efe.model.policy import Policy
 from arc_efe.model.backbone import BackboneConfig, load_backbone
 
 DEMO, TEST_IN, TEST_OUT = 3, 5, 7  # grid sides: demonstrations, test inputs, test outputs
@@ -40,8 +40,8 @@ def _row_widths(tokens: list[int]) -> set[int]:
 
 def test_joint_training_builds_sequences_from_demonstrations_only_and_keeps_its_weights(monkeypatch):
     torch.manual_seed(0)
-    agent = Agent(load_backbone(BackboneConfig(), torch.device("cpu"), torch.float32))
-    trainer = TestTimeTrainer(agent, TTTConfig(steps=0, batch=4), joint=True)
+    policy = Policy(load_backbone(BackboneConfig(), torch.device("cpu"), torch.float32))
+    trainer = TestTimeTrainer(policy, TTTConfig(steps=0, batch=4), joint=True)
     seen = []
 
     def spy(examples, rows_of, packed=True):
@@ -63,7 +63,7 @@ def test_joint_training_builds_sequences_from_demonstrations_only_and_keeps_its_
         assert any(not torch.equal(p, t) for p, t in zip(trainer.params, trained))
     assert all(torch.equal(p, t) for p, t in zip(trainer.params, trained))
     # saved and loaded into a fresh trainer: the same weights
-    other = TestTimeTrainer(Agent(load_backbone(BackboneConfig(), torch.device("cpu"), torch.float32)), TTTConfig())
+    other = TestTimeTrainer(Policy(load_backbone(BackboneConfig(), torch.device("cpu"), torch.float32)), TTTConfig())
     other.load_joint_state(trainer.joint_state())
     assert all(torch.equal(p, t) for p, t in zip(other.params, trained))
     partial = dict(list(trainer.joint_state().items())[1:])
@@ -98,9 +98,9 @@ def test_task_vectors_train_on_single_demonstration_pairs_and_answer_each_view_w
     from arc_efe.inference.task_vectors import TaskVectors, fit_pairs
 
     torch.manual_seed(0)
-    agent = Agent(load_backbone(BackboneConfig(), torch.device("cpu"), torch.float32))
+    policy = Policy(load_backbone(BackboneConfig(), torch.device("cpu"), torch.float32))
     tasks = [_task(k) for k in range(3)]
-    vectors = TaskVectors(tasks, views=2, hidden=agent.backbone.get_input_embeddings().embedding_dim)
+    vectors = TaskVectors(tasks, views=2, hidden=policy.backbone.get_input_embeddings().embedding_dim)
     seen = []
 
     def spy(examples, rows_of, packed=True):
@@ -109,7 +109,7 @@ def test_task_vectors_train_on_single_demonstration_pairs_and_answer_each_view_w
 
     monkeypatch.setattr(task_vectors, "make_batch", spy)
     before = vectors.table.detach().clone()
-    stats = fit_pairs(agent, vectors, steps=4, seconds=None, batch=4)
+    stats = fit_pairs(policy, vectors, steps=4, seconds=None, batch=4)
     assert stats.steps == 4 and len(seen) == 16
     # one pair per sequence (one IN), 3x3 grids only: no test input or output
     assert all(e.tokens.count(IN) == 1 for e in seen)
@@ -124,6 +124,6 @@ def test_task_vectors_train_on_single_demonstration_pairs_and_answer_each_view_w
         return memory_fn(prompts)
 
     cfg = InferenceConfig(views=2, decoder="greedy", max_side=TEST_OUT, in_context=False)
-    result = solve_task(agent, tasks[1], cfg, memory_fn=recording)
+    result = solve_task(policy, tasks[1], cfg, memory_fn=recording)
     assert result.outputs[0].attempts and len(calls) == 1 and len(calls[0]) == 2
     assert all(p.count(IN) == 1 for p in calls[0])  # IN once: no demonstration in the prompt

@@ -11,7 +11,7 @@ from arc_efe.data.packing import make_batch
 from arc_efe.data.tasks import Pair, Task
 from arc_efe.inference import ttt as ttt_module
 from arc_efe.inference.ttt import TestTimeTrainer, TTTConfig
-from arc_efe.model.agent import Agent
+from arc_efe.model.policy import Policy
 from arc_efe.model.backbone import BackboneConfig, load_backbone
 from arc_efe.solver2.memory import MemoryBank
 from arc_efe.solver2.recall import Recall
@@ -51,14 +51,14 @@ def _bank_and_data(tmp_path, answered):
 
 def test_recall_leaves_out_answered_and_evaluation_tasks_and_never_reads_their_answers(tmp_path, monkeypatch):
     torch.manual_seed(0)
-    agent = Agent(load_backbone(BackboneConfig(), torch.device("cpu"), torch.float32))
+    policy = Policy(load_backbone(BackboneConfig(), torch.device("cpu"), torch.float32))
     answered = _task("answered", 0, ANSWERED_DEMO)
     bank, _ = _bank_and_data(tmp_path, answered)
-    recall = Recall.from_bank(agent, bank, [answered.id], 2048, tmp_path)
+    recall = Recall.from_bank(policy, bank, [answered.id], 2048, tmp_path)
     assert sorted(q.task.id for q in recall.queries) == ["s1", "s2", "twin"]
     assert recall.left_out == {"an evaluation task or one being answered": 2, "a generated task": 1}
     # the nearest stored task is the one with the same demonstrations
-    assert recall.nearest(agent, answered, 1, 2048)[0].task.id == "twin"
+    assert recall.nearest(policy, answered, 1, 2048)[0].task.id == "twin"
 
     seen = []
 
@@ -67,7 +67,7 @@ def test_recall_leaves_out_answered_and_evaluation_tasks_and_never_reads_their_a
         return make_batch(examples, rows_of, packed)
 
     monkeypatch.setattr(ttt_module, "make_batch", spy)
-    trainer = TestTimeTrainer(agent, TTTConfig(steps=12, batch=4, recall_k=2, recall_share=0.5), recall=recall)
+    trainer = TestTimeTrainer(policy, TTTConfig(steps=12, batch=4, recall_k=2, recall_share=0.5), recall=recall)
     with trainer.adapted(answered) as stats:
         pass
     assert stats.recalled[0] == "twin" and len(stats.recalled) == 2
@@ -84,11 +84,11 @@ def test_without_recall_the_sequences_are_unchanged(monkeypatch):
     runs = []
     for recall in (None, Recall([], torch.zeros(0, 128))):
         torch.manual_seed(0)
-        agent = Agent(load_backbone(BackboneConfig(), torch.device("cpu"), torch.float32))
+        policy = Policy(load_backbone(BackboneConfig(), torch.device("cpu"), torch.float32))
         seen = []
         monkeypatch.setattr(ttt_module, "make_batch",
                             lambda ex, rows_of, packed=True, seen=seen: (seen.extend(ex), make_batch(ex, rows_of))[1])
-        with TestTimeTrainer(agent, TTTConfig(steps=3, batch=4), recall=recall).adapted(answered) as stats:
+        with TestTimeTrainer(policy, TTTConfig(steps=3, batch=4), recall=recall).adapted(answered) as stats:
             pass
         runs.append(([e.tokens for e in seen], stats.recalled))
     assert runs[0] == runs[1] and runs[0][1] == ()

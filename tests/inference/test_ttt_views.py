@@ -43,17 +43,17 @@ def test_rule_colours_name_what_a_colour_rule_touches_and_nothing_for_a_flip():
 
 @pytest.mark.parametrize("views", list(TTT_VIEWS))
 def test_test_time_training_draws_views_of_the_asked_kind(views):
-    from arc_efe.model.agent import Agent
+    from arc_efe.model.policy import Policy
     from arc_efe.model.backbone import BackboneConfig, load_backbone
 
     torch.manual_seed(0)
-    agent = Agent(load_backbone(BackboneConfig(), torch.device("cpu"), torch.float32))
-    trainer = TestTimeTrainer(agent, TTTConfig(steps=1, views=views, batch=16))
+    policy = Policy(load_backbone(BackboneConfig(), torch.device("cpu"), torch.float32))
+    trainer = TestTimeTrainer(policy, TTTConfig(steps=1, views=views, batch=16))
     task = single_rule_task("flip_lr", seed=0)
     examples = trainer._examples(task, np.random.default_rng(0))
     queries = {tuple(e.tokens[e.answer_start:]) for e in examples}
     as_is = {tuple(e.tokens[e.answer_start:]) for e in
-             TestTimeTrainer(agent, TTTConfig(steps=1, views="order", batch=16))._examples(task, np.random.default_rng(0))}
+             TestTimeTrainer(policy, TTTConfig(steps=1, views="order", batch=16))._examples(task, np.random.default_rng(0))}
     if views in ("order", "rule"):  # a flip keeps every colour count: nothing changes but the order
         assert len(as_is) <= 4 and (queries <= as_is if views == "order" else len(queries) > 4)
     else:
@@ -98,7 +98,7 @@ def test_a_fresh_backbone_learns_a_flip_and_a_recolouring_by_test_time_training(
     """evaluate's choices for an untrained backbone (its default positions, rule views in
     training and answering, the demonstrations' size), with a small fixed budget of steps:
     the test answer is right. Without test-time training the same backbone is wrong."""
-    from arc_efe.model.agent import Agent
+    from arc_efe.model.policy import Policy
     from arc_efe.model.backbone import BackboneConfig, load_backbone
     from arc_efe.data.tasks import grids_equal
     from arc_efe.model.positions import DEFAULT_POSITIONS
@@ -106,11 +106,11 @@ def test_a_fresh_backbone_learns_a_flip_and_a_recolouring_by_test_time_training(
 
     task = single_rule_task(kind, seed)
     torch.manual_seed(0)
-    agent = Agent(load_backbone(BackboneConfig(positions=DEFAULT_POSITIONS), torch.device("cpu"), torch.float32))
+    policy = Policy(load_backbone(BackboneConfig(positions=DEFAULT_POSITIONS), torch.device("cpu"), torch.float32))
     inf = InferenceConfig(views=4, view_kind="rule", max_len=1024, max_side=6)
-    untrained = solve_task(agent, task, inf)
+    untrained = solve_task(policy, task, inf)
     assert not any(grids_equal(a, task.test[0].output) for a in untrained.outputs[0].attempts)
-    trainer = TestTimeTrainer(agent, TTTConfig(steps=100, views="rule", max_len=1024))
-    result = solve_task(agent, task, inf, trainer)
+    trainer = TestTimeTrainer(policy, TTTConfig(steps=100, views="rule", max_len=1024))
+    result = solve_task(policy, task, inf, trainer)
     assert result.ttt.steps == 100 and result.ttt.last_loss < 0.05
     assert any(grids_equal(a, task.test[0].output) for a in result.outputs[0].attempts)

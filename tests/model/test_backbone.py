@@ -37,7 +37,7 @@ def train_steps(model, steps: int = 3) -> None:
     gen = torch.Generator().manual_seed(1)
     for _ in range(steps):
         x = torch.randint(0, VOCAB_SIZE, (2, 40), generator=gen)
-        logits = model(inputs_embeds=embed(model, x)).logits  # as the Agent calls it: grid positions too
+        logits = model(inputs_embeds=embed(model, x)).logits  # as the Policy calls it: grid positions too
         loss = torch.nn.functional.cross_entropy(logits[:, :-1].reshape(-1, VOCAB_SIZE),
                                                  x[:, 1:].reshape(-1))
         loss.backward()

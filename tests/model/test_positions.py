@@ -16,7 +16,7 @@ from arc_efe.data.sequences import Example, collate
 from arc_efe.data.tasks import Pair
 from arc_efe.data.tokens import BOS, END, IN, OUT, PAD, ROW, answer_tokens, encode_task
 from arc_efe.inference.decoding import answer_logliks, dfs_candidates
-from arc_efe.model.agent import Agent
+from arc_efe.model.policy import Policy
 from arc_efe.model.backbone import BackboneConfig, load_backbone
 
 from tiny_tokenizer import make_tokenizer
@@ -209,34 +209,34 @@ def test_the_newest_tokens_place_from_the_tail_equals_its_place_in_the_whole_bat
         assert torch.equal(newest_places(holder, ids), holder.arc_positions.places(ids)[:, -1:]), step
 
 
-def tiny_agent(positions="2d-mirror", seed=0):
+def tiny_policy(positions="2d-mirror", seed=0):
     torch.manual_seed(seed)
-    return Agent(load_backbone(BackboneConfig(positions=positions), CPU, torch.float32)).eval()
+    return Policy(load_backbone(BackboneConfig(positions=positions), CPU, torch.float32)).eval()
 
 
 @pytest.mark.parametrize("positions", ["2d", "2d-mirror", "2d-paired", "2d-match"])
 def test_incremental_decoding_matches_teacher_forcing(positions):
     """The greedy and depth-first decoders (key/value cache, places from the tokens written so
     far) give the answer and likelihood that teacher forcing gives."""
-    agent = tiny_agent(positions)
+    policy = tiny_policy(positions)
     with torch.no_grad():
-        for t in agent.backbone.arc_positions.tables.values():
+        for t in policy.backbone.arc_positions.tables.values():
             t.weight.mul_(50)  # positions that matter: a wrong place changes the answer
     demos = [Pair(grid(2, 3, 1), grid(3, 2, 2)), Pair(grid(2, 3, 3), grid(3, 2, 4))]
     prompt = encode_task(demos, grid(2, 3, 5)).prompt
-    greedy = agent.greedy([prompt], max_side=4)[0]
-    found = dfs_candidates(agent, prompt, min_prob=1e-4, max_candidates=3, max_side=4)
+    greedy = policy.greedy([prompt], max_side=4)[0]
+    found = dfs_candidates(policy, prompt, min_prob=1e-4, max_candidates=3, max_side=4)
     assert greedy is not None and found
-    tf = answer_logliks(agent, [prompt] * len(found), [d.grid for d in found])
+    tf = answer_logliks(policy, [prompt] * len(found), [d.grid for d in found])
     for d, lik in zip(found, tf):
         assert d.logprob == pytest.approx(lik.logprob, abs=1e-3)
     # the places matter: without them the same weights score the best answer differently
-    grid_tables = agent.backbone.arc_positions
-    del agent.backbone.arc_positions
+    grid_tables = policy.backbone.arc_positions
+    del policy.backbone.arc_positions
     try:
-        plain = answer_logliks(agent, [prompt], [found[0].grid])[0]
+        plain = answer_logliks(policy, [prompt], [found[0].grid])[0]
     finally:
-        agent.backbone.arc_positions = grid_tables
+        policy.backbone.arc_positions = grid_tables
     assert abs(plain.logprob - tf[0].logprob) > 1e-2
 
 
@@ -277,13 +277,13 @@ def _tiny_run(tmp_path, name, **kw):
 def test_checkpoints_record_positions_and_old_ones_load_as_1d(tmp_path):
     import json
 
-    from arc_efe.inference.evaluate import load_agent
+    from arc_efe.inference.evaluate import load_policy
     from arc_efe.saved.config import read_run_config
 
     new = _tiny_run(tmp_path, "new", positions="2d-mirror")
     assert read_run_config(new).positions == "2d-mirror"
-    agent, *_ = load_agent(new, "tiny", CPU)
-    assert agent.backbone.arc_positions.kind == "2d-mirror"
+    policy, *_ = load_policy(new, "tiny", CPU)
+    assert policy.backbone.arc_positions.kind == "2d-mirror"
     # a run from before grid positions: trained without them, and its config.json has no key
     old = _tiny_run(tmp_path, "old", positions="1d")
     cfg_path = old / "config.json"
@@ -291,10 +291,10 @@ def test_checkpoints_record_positions_and_old_ones_load_as_1d(tmp_path):
     del saved["positions"]
     cfg_path.write_text(json.dumps(saved))
     assert read_run_config(old).positions == "1d"
-    agent, *_ = load_agent(old, "tiny", CPU)
-    assert not hasattr(agent.backbone, "arc_positions")
+    policy, *_ = load_policy(old, "tiny", CPU)
+    assert not hasattr(policy.backbone, "arc_positions")
     prompt = encode_task([Pair(grid(2, 2, 1), grid(2, 2, 2))], grid(2, 2, 3)).prompt
-    assert agent.greedy([prompt], max_side=3)[0] is not None
+    assert policy.greedy([prompt], max_side=3)[0] is not None
 
 
 def test_epochs_report_in_context_accuracy_and_the_diagnosis_reads_it(tmp_path, capsys):

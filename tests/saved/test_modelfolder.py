@@ -15,7 +15,7 @@ import torch
 from arc_efe.cli import main
 from arc_efe.data.files import read_safetensors
 from arc_efe.data.sources import load_tasks
-from arc_efe.inference.evaluate import load_agent
+from arc_efe.inference.evaluate import load_policy
 from arc_efe.model.backbone import changeable_weights
 from arc_efe.saved.config import TrainConfig
 from arc_efe.saved.modelfolder import SHIPPED, model_source, read_model_folder
@@ -45,12 +45,12 @@ def test_shipped_files_match_the_model_card_and_load():
         assert digest == manifest[name]["sha256"] == _sha256(SHIPPED / name), name
     assert (SHIPPED / "model.safetensors").stat().st_size <= 25 * 2**20
     spec = read_model_folder(SHIPPED)
-    agent, solver2, bank, max_len = load_agent(SHIPPED, "tiny", CPU)
+    policy, solver2, bank, max_len = load_policy(SHIPPED, "tiny", CPU)
     saved = read_safetensors(spec.weights, "test")
-    for name, t in changeable_weights(agent.backbone).items():
+    for name, t in changeable_weights(policy.backbone).items():
         assert torch.equal(t, saved[name]), name
     assert (solver2, bank, max_len) == (None, None, spec.max_len)
-    assert agent.backbone.arc_positions.kind == spec.positions
+    assert policy.backbone.arc_positions.kind == spec.positions
 
 
 @pytest.mark.parametrize("damage", ["flip", "truncate", "config"])

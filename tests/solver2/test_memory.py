@@ -138,6 +138,6 @@ def test_solver2_state_from_before_refinement_was_removed_loads():
            "halt.weight": torch.zeros(1, D), "halt.bias": torch.zeros(1)}
     fresh = Solver2(D)
     fresh.load_state_dict(old)
-    assert float(fresh.gate) == 1.0
+    assert float(fresh.gate.detach()) == 1.0
     with pytest.raises(RuntimeError):  # anything else that does not fit is still refused
         fresh.load_state_dict({**old, "other.weight": torch.zeros(1)})

@@ -241,7 +241,7 @@ def test_a_save_that_fails_half_way_leaves_the_previous_one(three_checkpoints, m
     r = setup(TrainConfig.from_dict(json.loads((run / "config.json").read_text())), resume=run)
     r.pos.step += 1
     with pytest.raises(ArcEfeError) as err:
-        ckmod.save_checkpoint(r.run_dir, r.agent.backbone, r.optimizer, r.scheduler, r.pos, {}, r.solver2, r.bank)
+        ckmod.save_checkpoint(r.run_dir, r.policy.backbone, r.optimizer, r.scheduler, r.pos, {}, r.solver2, r.bank)
     assert str(err.value) == (f"{run}: no space left on the device while writing {run / 'checkpoints' / 'step_0000007'}; "
                               f"the last good checkpoint step_0000006 is intact: free space, then continue "
                               f"with --resume {run}")
@@ -295,11 +295,11 @@ def _guarded_run(data, tmp_path, name, bad_steps, **kw):
     weights, adds = {}, {}
 
     def snapshot(result):  # after each step: the weights and the bank's size
-        weights[result.step + 1] = {k: v.clone() for k, v in run.agent.backbone.state_dict().items()}
+        weights[result.step + 1] = {k: v.clone() for k, v in run.policy.backbone.state_dict().items()}
         adds[result.step + 1] = len(run.bank) if run.bank is not None else 0
         run.loss_fn.step = result.step + 2
 
-    weights[0] = {k: v.clone() for k, v in run.agent.backbone.state_dict().items()}
+    weights[0] = {k: v.clone() for k, v in run.policy.backbone.state_dict().items()}
     return run, weights, adds, snapshot
 
 
@@ -385,7 +385,7 @@ def test_too_many_rollbacks_stop_with_one_line(four_tasks_file, tmp_path):
 def test_non_finite_weights_are_never_written(four_tasks_file, tmp_path, capsys):
     run = setup(_cfg(four_tasks_file, tmp_path, "nanw"))
     with torch.no_grad():
-        next(run.agent.backbone.parameters())[0, 0] = float("inf")
+        next(run.policy.backbone.parameters())[0, 0] = float("inf")
     assert run.checkpoint() is None
     assert "checkpoint not written" in capsys.readouterr().err
     assert not (tmp_path / "nanw" / "checkpoints").exists()

@@ -16,7 +16,7 @@ from arc_efe.data.sequences import aligned_cells, collate, forward_example
 from arc_efe.data.sources import load_tasks
 from arc_efe.data.tokens import END, VOCAB_SIZE, try_decode_grid
 from arc_efe.data.views import View, random_view
-from arc_efe.model.agent import GridConstraint
+from arc_efe.model.policy import GridConstraint
 from arc_efe.saved.config import TrainConfig
 from arc_efe.training.evaluation import exact_accuracy
 from arc_efe.training.run import setup, train
@@ -58,19 +58,19 @@ def test_consistency_alignment_maps_views_back_to_the_same_cells(small_tasks_fil
 
 def test_loss_falls_and_weights_change(small_tasks_file, tmp_path):
     run = setup(_cfg(small_tasks_file, tmp_path, agent_lr=3e-3, batch_size=8, augment=False))
-    before = {n: p.detach().clone() for n, p in run.agent.named_parameters()}
+    before = {n: p.detach().clone() for n, p in run.policy.named_parameters()}
     losses = [run.step(0, [run.micro_batch(0, 0)]).loss for _ in range(12)]
     assert losses[-1] < losses[0] * 0.8
-    changed = [n for n, p in run.agent.named_parameters() if not torch.equal(before[n], p)]
+    changed = [n for n, p in run.policy.named_parameters() if not torch.equal(before[n], p)]
     assert any("lm_head" in n for n in changed) and any("self_attn" in n for n in changed)
 
 
 def test_frozen_backbone_moves_only_the_head(small_tasks_file, tmp_path):
     run = setup(_cfg(small_tasks_file, tmp_path, mode="frozen", agent_lr=1e-2))
-    before = {n: p.detach().clone() for n, p in run.agent.named_parameters()}
+    before = {n: p.detach().clone() for n, p in run.policy.named_parameters()}
     for s in range(2):
         run.step(0, [run.micro_batch(0, s)])
-    for n, p in run.agent.named_parameters():
+    for n, p in run.policy.named_parameters():
         if "lm_head" in n:
             assert not torch.equal(before[n], p), n
         else:
@@ -79,10 +79,10 @@ def test_frozen_backbone_moves_only_the_head(small_tasks_file, tmp_path):
 
 def test_lora_moves_adapter_and_head_only(small_tasks_file, tmp_path):
     run = setup(_cfg(small_tasks_file, tmp_path, mode="lora", agent_lr=1e-2, lora_rank=4))
-    before = {n: p.detach().clone() for n, p in run.agent.named_parameters()}
+    before = {n: p.detach().clone() for n, p in run.policy.named_parameters()}
     for s in range(2):
         run.step(0, [run.micro_batch(0, s)])
-    for n, p in run.agent.named_parameters():
+    for n, p in run.policy.named_parameters():
         moved = not torch.equal(before[n], p)
         if "lora_B" in n or "lm_head" in n or "arc_positions" in n:  # grid positions train with LoRA
             assert moved, n
@@ -102,7 +102,7 @@ def test_overfit_small_tasks_to_100_percent(small_tasks_file, tmp_path):
     for step in range(1, 301):
         run.step(0, [run.micro_batch(0, 0)])
         if step % 25 == 0:
-            right, total = exact_accuracy(run.agent, run.queries, run.cfg.max_len)
+            right, total = exact_accuracy(run.policy, run.queries, run.cfg.max_len)
             accuracy = right / total
             if accuracy == 1.0:
                 break
@@ -214,7 +214,7 @@ def test_memory_fills_with_verified_answers_and_never_sees_its_own_task(four_tas
         assert meta["data"] == q.task.source  # where evaluate --memory loads the task again
         view = View(meta["dihedral"], tuple(meta["colours"]))
         memory, _ = run.solver2.readout(snapshot["bank"], key[None], [q.task.id])
-        answer = s2mod.decode_queries(run.agent, [q], view, run.cfg.max_len, memory)[0]
+        answer = s2mod.decode_queries(run.policy, [q], view, run.cfg.max_len, memory)[0]
         stored.append(s2mod.grids_equal(answer, q.target.output))
         return real_add(bank, key, value, meta)
 
@@ -265,7 +265,7 @@ def test_compile_trains_the_compiled_forward_and_saves_plain_names(small_tasks_f
     kw = dict(max_batches=2, batch_size=2, memory=False, train_eval_queries=1, max_val_tasks=1)
     run = setup(_cfg(small_tasks_file, tmp_path, run_name="compiled", compile=True, **kw))
     assert isinstance(run.model.backbone, torch._dynamo.eval_frame.OptimizedModule)
-    assert run.model.backbone._orig_mod is run.agent.backbone
+    assert run.model.backbone._orig_mod is run.policy.backbone
     compiled = run.fit()
     plain = train(_cfg(small_tasks_file, tmp_path, run_name="plain", **kw))
     assert [r["loss"] for r in _steps(compiled)] == pytest.approx([r["loss"] for r in _steps(plain)], rel=1e-4)

@@ -116,9 +116,9 @@ def decode_step_attention(module, query, key, value, attention_mask, scaling=Non
     """Attention of one new token per row over a key/value cache, in plain matrix products.
 
     On a CPU, sdpa's kernels are slow for a single query against thousands of cached keys
-    with a padding mask (a batch of left-padded prompts while decoding): about 2x slower than
-    these two products at 6,500 keys, 8 rows. Same result; the heads that share a key/value
-    head (grouped-query attention) are multiplied together."""
+    with a padding mask (a batch of left-padded prompts while decoding): slower than these two
+    products (README, "Decoding attention"). Same result; the heads that share a key/value head
+    (grouped-query attention) are multiplied together."""
     b, heads, _, dim = query.shape
     kv_heads = key.shape[1]
     q = query.reshape(b, kv_heads, heads // kv_heads, dim)  # repeat_kv's order: head = kv head * groups + g

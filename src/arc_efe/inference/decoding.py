@@ -30,7 +30,7 @@ import torch.nn.functional as F
 from ..data.sequences import pad_rows
 from ..data.tasks import MAX_SIDE, Grid
 from ..data.tokens import END, answer_tokens, try_decode_grid
-from ..model.agent import CACHE_KEY, Agent, GridConstraint
+from ..model.policy import CACHE_KEY, Policy, GridConstraint
 from ..model.positions import backbone_places, grid_module, newest_places
 
 SCORE_BATCH = 8
@@ -50,7 +50,7 @@ class _Node:
 
 
 @torch.no_grad()
-def dfs_candidates(agent: Agent, prompt: Sequence[int], min_prob: float = 0.1, max_candidates: int = 8,
+def dfs_candidates(policy: Policy, prompt: Sequence[int], min_prob: float = 0.1, max_candidates: int = 8,
                    max_side: int = MAX_SIDE, memory: torch.Tensor | None = None,
                    max_steps: int = 4000, shape: tuple[int, int] | None = None) -> list[Decoded]:
     """Every well-formed answer (of `shape` when given) with probability >= min_prob, most
@@ -61,10 +61,10 @@ def dfs_candidates(agent: Agent, prompt: Sequence[int], min_prob: float = 0.1, m
     clears `min_prob`."""
     if not 0.0 < min_prob <= 1.0:
         raise ValueError(f"min_prob must be in (0, 1], got {min_prob}")
-    backbone = agent.backbone
+    backbone = policy.backbone
     device = next(backbone.parameters()).device
     ids = torch.tensor([list(prompt)], device=device)
-    out = backbone(inputs_embeds=agent._embed(ids, memory), use_cache=True)
+    out = backbone(inputs_embeds=policy._embed(ids, memory), use_cache=True)
     cache = getattr(out, CACHE_KEY)
     prompt_len = ids.shape[1]
     threshold = math.log(min_prob)
@@ -99,7 +99,7 @@ def dfs_candidates(agent: Agent, prompt: Sequence[int], min_prob: float = 0.1, m
         tok = torch.tensor([[node.tokens[-1]]], device=device)
         # the new token's place in the grid being written
         places = newest_places(backbone, torch.tensor([list(prompt) + node.tokens], device=device))
-        out = backbone(inputs_embeds=agent._embed(tok, memory, places), position_ids=pos, use_cache=True,
+        out = backbone(inputs_embeds=policy._embed(tok, memory, places), position_ids=pos, use_cache=True,
                        **{CACHE_KEY: cache})
         cache = getattr(out, CACHE_KEY)
         steps += 1
@@ -115,11 +115,11 @@ class Likelihood:
 
 
 @torch.no_grad()
-def answer_logliks(agent: Agent, prompts: Sequence[Sequence[int]], answers: Sequence[Grid],
+def answer_logliks(policy: Policy, prompts: Sequence[Sequence[int]], answers: Sequence[Grid],
                    memory: torch.Tensor | None = None) -> list[Likelihood]:
     """Teacher-forced likelihood of answers[i] after prompts[i]. `memory` (N, H) is
     Solver2's readout per pair, when there is one."""
-    device = next(agent.backbone.parameters()).device
+    device = next(policy.backbone.parameters()).device
     results: list[Likelihood | None] = [None] * len(prompts)
     seqs = [(list(p), answer_tokens(a)) for p, a in zip(prompts, answers)]
     order = sorted(range(len(seqs)), key=lambda i: len(seqs[i][0]) + len(seqs[i][1]))
@@ -127,7 +127,7 @@ def answer_logliks(agent: Agent, prompts: Sequence[Sequence[int]], answers: Sequ
         chunk = order[start:start + SCORE_BATCH]
         ids, mask = pad_rows([seqs[i][0] + seqs[i][1] for i in chunk])
         mem = None if memory is None else memory[chunk]
-        logits = agent(ids.to(device), mask.to(device), mem).float()
+        logits = policy(ids.to(device), mask.to(device), mem).float()
         logp = F.log_softmax(logits, -1)
         for r, i in enumerate(chunk):
             p_len, a = len(seqs[i][0]), seqs[i][1]
@@ -140,16 +140,16 @@ def answer_logliks(agent: Agent, prompts: Sequence[Sequence[int]], answers: Sequ
 
 
 @torch.no_grad()
-def prompt_logliks(agent: Agent, prompt: Sequence[int], answers: Sequence[Grid],
+def prompt_logliks(policy: Policy, prompt: Sequence[int], answers: Sequence[Grid],
                    memory: torch.Tensor | None = None) -> list[Likelihood]:
     """`answer_logliks` of every answer after the one `prompt`, the prompt's key/value cache
     shared. `memory` (1, H) is Solver2's readout for this prompt."""
     if not answers:
         return []
-    backbone = agent.backbone
+    backbone = policy.backbone
     device = next(backbone.parameters()).device
     ids = torch.tensor([list(prompt)], device=device)
-    out = backbone(inputs_embeds=agent._embed(ids, memory), use_cache=True)
+    out = backbone(inputs_embeds=policy._embed(ids, memory), use_cache=True)
     cache = getattr(out, CACHE_KEY)
     first = F.log_softmax(out.logits[0, -1].float(), -1)  # the prediction of each answer's first token
     p_len = ids.shape[1]
@@ -162,7 +162,7 @@ def prompt_logliks(agent: Agent, prompt: Sequence[int], answers: Sequence[Grid],
         if grid_module(backbone) is not None:  # the answer tokens' places, read from the whole sequence
             places = backbone_places(backbone, torch.cat([ids, fed], 1))[:, p_len:]
         pos = torch.arange(p_len, p_len + len(a) - 1, device=device)[None]
-        step = backbone(inputs_embeds=agent._embed(fed, memory, places), position_ids=pos, use_cache=True,
+        step = backbone(inputs_embeds=policy._embed(fed, memory, places), position_ids=pos, use_cache=True,
                         **{CACHE_KEY: cache})
         cache = getattr(step, CACHE_KEY)
         rows = torch.cat([first[None], F.log_softmax(step.logits[0].float(), -1)])

@@ -47,7 +47,7 @@ from ..data.tasks import Task, grids_equal
 from ..data.tokens import IN
 from ..errors import ArcEfeError, SubmissionError
 from ..model import distributed as dist
-from ..model.agent import Agent
+from ..model.policy import Policy
 from ..model.backbone import BackboneConfig, load_backbone, load_trainable
 from ..model.positions import DEFAULT_POSITIONS, POSITIONS
 from ..reporting.display import side_by_side
@@ -69,17 +69,17 @@ GPU_TTT_STEPS = 64
 TTT_STEP_CAP = 100_000  # steps when only a budget in seconds is given
 
 
-def load_agent(run_dir: Path | None, model_name: str, device: torch.device, positions: str = DEFAULT_POSITIONS):
-    """(agent, solver2, bank, max_len) of a run's latest checkpoint or one checkpoint folder,
+def load_policy(run_dir: Path | None, model_name: str, device: torch.device, positions: str = DEFAULT_POSITIONS):
+    """(policy, solver2, bank, max_len) of a run's latest checkpoint or one checkpoint folder,
     of a model folder (modelfolder.py), or a fresh backbone when `run_dir` is None."""
     if run_dir is None:
         backbone = load_backbone(BackboneConfig(model_name=model_name, positions=positions), device, torch.float32)
-        return Agent(backbone).eval(), None, None, 2048
+        return Policy(backbone).eval(), None, None, 2048
     if is_model_folder(run_dir):
         spec = read_model_folder(run_dir)  # verified against its manifest
         backbone = load_backbone(BackboneConfig(model_name=spec.model_name, positions=spec.positions,
                                                 init=spec.weights), device, torch.float32)
-        return Agent(backbone).eval(), None, None, spec.max_len
+        return Policy(backbone).eval(), None, None, spec.max_len
     chosen = None
     if run_dir.parent.name == "checkpoints":  # a checkpoint folder of a run: that one, not the latest
         run_dir, chosen = run_dir.parent.parent, run_dir.name
@@ -93,19 +93,19 @@ def load_agent(run_dir: Path | None, model_name: str, device: torch.device, posi
         solver2 = Solver2(hidden, top_k=cfg.memory_top_k).to(device)
         solver2.load_state_dict(read_safetensors(ckpt / "solver2.safetensors", "Solver2 checkpoint"))
         bank = MemoryBank.load(ckpt)
-    return Agent(backbone).eval(), solver2, bank, cfg.max_len
+    return Policy(backbone).eval(), solver2, bank, cfg.max_len
 
 
-def memory_function(agent: Agent, solver2: Solver2 | None, bank: MemoryBank | None) -> MemoryFn | None:
+def memory_function(policy: Policy, solver2: Solver2 | None, bank: MemoryBank | None) -> MemoryFn | None:
     """Solver2's readout for a batch of prompts, or None without a (non-empty) bank."""
     if solver2 is None or bank is None or not len(bank):
         return None
 
     @torch.no_grad()
     def readout(prompts):
-        device = next(agent.backbone.parameters()).device
+        device = next(policy.backbone.parameters()).device
         examples = [Example(list(p), len(p), 0, context_end=len(p) - 1 - p[::-1].index(IN)) for p in prompts]
-        return solver2.readout(bank, task_keys(agent.backbone, examples, device))[0]
+        return solver2.readout(bank, task_keys(policy.backbone, examples, device))[0]
 
     return readout
 
@@ -349,9 +349,9 @@ def model_line(args: argparse.Namespace, path: Path | None) -> str:
     return f"model: {path}"
 
 
-def load_recall(path: str | Path, agent: Agent, answering: Sequence[str], max_len: int) -> Recall:
+def load_recall(path: str | Path, policy: Policy, answering: Sequence[str], max_len: int) -> Recall:
     """Solver2's solved training tasks in the bank at `path` (a bank folder, a run or a
-    checkpoint), keyed by `agent`, without any task of `answering` or of an evaluation set."""
+    checkpoint), keyed by `policy`, without any task of `answering` or of an evaluation set."""
     path, data = Path(path), None
     if (path / "memory" / "memory.json").is_file():  # a run: its final bank, and its --data
         folder, data = path / "memory", read_run_config(path).data
@@ -362,17 +362,17 @@ def load_recall(path: str | Path, agent: Agent, answering: Sequence[str], max_le
     else:
         raise ArcEfeError(f"{path}: no memory bank here (memory.json) or in {path / 'memory'}")
     data = None if data is None or "+" in data else data  # a mix of sources does not say which one
-    return Recall.from_bank(agent, MemoryBank.load(folder), answering, max_len, folder, data)
+    return Recall.from_bank(policy, MemoryBank.load(folder), answering, max_len, folder, data)
 
 
 def _setup(args: argparse.Namespace, joint: bool = False, answering: Sequence[str] = ()):
-    """(agent, inference settings, test-time trainer or None, memory function). `joint`: the
+    """(policy, inference settings, test-time trainer or None, memory function). `joint`: the
     trainer will also train on all the tasks together (`_joint_training`); `answering`: the
     ids of every task being answered (what --memory must never recall)."""
     device = dist.init(args.device)  # under torchrun: this rank's device
     torch.manual_seed(args.seed)
     run_dir = model_path(args)
-    agent, solver2, bank, trained_len = load_agent(run_dir, args.model_name or "tiny", device, args.positions)
+    policy, solver2, bank, trained_len = load_policy(run_dir, args.model_name or "tiny", device, args.positions)
     dist.print0(model_line(args, run_dir), flush=True)  # once it has loaded: a bad model prints one error alone
     inf, ttt = configs_from_args(args, args.max_context, device, fresh=run_dir is None)
     if run_dir is not None and trained_len < inf.max_len:
@@ -383,13 +383,13 @@ def _setup(args: argparse.Namespace, joint: bool = False, answering: Sequence[st
                     "at random", file=sys.stderr)
     recall = None
     if args.memory:
-        recall = load_recall(args.memory, agent, answering, inf.max_len)
+        recall = load_recall(args.memory, policy, answering, inf.max_len)
         dist.print0(f"memory: {recall.summary()} from {args.memory}; each task also trains on its "
                     f"{ttt.recall_k} nearest ({ttt.recall_share:.0%} of its test-time training sequences)", flush=True)
         if not ttt.enabled:
             dist.print0("note: --memory is used by test-time training, which is off (--ttt-steps 0)", file=sys.stderr)
-    trainer = TestTimeTrainer(agent, ttt, joint=joint, recall=recall) if ttt.enabled or joint else None
-    return agent, inf, trainer, memory_function(agent, solver2, bank)
+    trainer = TestTimeTrainer(policy, ttt, joint=joint, recall=recall) if ttt.enabled or joint else None
+    return policy, inf, trainer, memory_function(policy, solver2, bank)
 
 
 JOINT = "joint.safetensors"
@@ -494,7 +494,7 @@ def _evaluate(args: argparse.Namespace) -> int:
     out = Path(args.output_dir)
     if args.resume and dist.world_size() > 1:
         raise ArcEfeError("--resume works for one process: give each shard its own --shard i/n and --output-dir")
-    agent, inf, trainer, memory_fn = _setup(args, joint=args.joint_seconds > 0, answering=[t.id for t in every_task])
+    policy, inf, trainer, memory_fn = _setup(args, joint=args.joint_seconds > 0, answering=[t.id for t in every_task])
     done = _resume_records(args, out, tasks) if dist.world_size() == 1 else {}  # once the model has loaded
     if args.joint_seconds > 0:
         _joint_training(args, trainer, every_task, out)
@@ -510,7 +510,7 @@ def _evaluate(args: argparse.Namespace) -> int:
             if task.id in done:
                 rec = done[task.id]
             else:
-                result = solve_task(agent, task, inf, trainer, memory_fn)
+                result = solve_task(policy, task, inf, trainer, memory_fn)
                 rec = eval_record(task, result, args.data, args.solutions, inf.vote_weight)
                 if dist.world_size() == 1:
                     _append_line(out / PARTIAL, rec)
@@ -554,11 +554,11 @@ def solve(args: argparse.Namespace) -> int:
     if args.joint_seconds > 0:
         raise ArcEfeError("--joint-seconds trains on all the tasks of an evaluation: use arc-efe evaluate")
     tasks = load_tasks(args.task_file, None, False).tasks
-    agent, inf, trainer, memory_fn = _setup(args, answering=[t.id for t in tasks])
+    policy, inf, trainer, memory_fn = _setup(args, answering=[t.id for t in tasks])
     colour = not args.no_color and (args.color or sys.stdout.isatty())
     try:
         for task in tasks:
-            result = solve_task(agent, task, inf, trainer, memory_fn)
+            result = solve_task(policy, task, inf, trainer, memory_fn)
             correct = _correct(task, result)
             for k, (pair, o) in enumerate(zip(task.test, result.outputs)):
                 grids = [pair.input, *o.attempts]

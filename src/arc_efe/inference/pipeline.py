@@ -33,7 +33,7 @@ import torch
 from ..data.sequences import view_prompt
 from ..data.tasks import MAX_SIDE, Grid, Task, answer_shape
 from ..data.views import View, random_view, rule_colours, rule_keeping_view
-from ..model.agent import Agent, greedy_in_batches
+from ..model.policy import Policy, greedy_in_batches
 from .decoding import dfs_candidates, prompt_logliks
 from .selection import Candidate, grid_key, rank
 from .ttt import TestTimeTrainer, TTTStats
@@ -123,7 +123,7 @@ def fallback_answer(task: Task, test_index: int) -> Grid:
     return np.zeros(shape, dtype=grid.dtype)
 
 
-def _decode(agent: Agent, prompts: list[list[int]], memory: torch.Tensor | None,
+def _decode(policy: Policy, prompts: list[list[int]], memory: torch.Tensor | None,
             cfg: InferenceConfig, shapes: list[tuple[int, int] | None]) -> list[list[Grid]]:
     """Candidates of each prompt (in the view's frame, of shapes[k] when known). Depth-first
     search per prompt; the prompts where nothing clears min_prob (and all of them with the
@@ -132,17 +132,17 @@ def _decode(agent: Agent, prompts: list[list[int]], memory: torch.Tensor | None,
     if cfg.decoder == "dfs":
         for k, prompt in enumerate(prompts):
             mem = None if memory is None else memory[k:k + 1]
-            found[k] = [d.grid for d in dfs_candidates(agent, prompt, cfg.min_prob, cfg.max_candidates,
+            found[k] = [d.grid for d in dfs_candidates(policy, prompt, cfg.min_prob, cfg.max_candidates,
                                                        cfg.max_side, mem, shape=shapes[k])]
     todo = [k for k in range(len(prompts)) if not found[k]]
-    got = greedy_in_batches(agent, [prompts[k] for k in todo], None if memory is None else memory[todo],
+    got = greedy_in_batches(policy, [prompts[k] for k in todo], None if memory is None else memory[todo],
                             cfg.max_side, [shapes[k] for k in todo])
     for k, grid in zip(todo, got):
         found[k] = [] if grid is None else [grid]
     return found
 
 
-def solve_output(agent: Agent, task: Task, test_index: int, views: Sequence[View], cfg: InferenceConfig,
+def solve_output(policy: Policy, task: Task, test_index: int, views: Sequence[View], cfg: InferenceConfig,
                  memory_fn: MemoryFn | None = None) -> OutputResult:
     """Candidates for one test output from every view, scored under every view, ranked."""
     encoded = [(v, e, shape) for v in views
@@ -154,7 +154,7 @@ def solve_output(agent: Agent, task: Task, test_index: int, views: Sequence[View
     memory = memory_fn([p for _, p in prompts]) if memory_fn is not None else None
     found: dict[tuple, Candidate] = {}
     shapes = [shape for _, _, shape in encoded]
-    decoded = _decode(agent, [p for _, p in prompts], memory, cfg, shapes)
+    decoded = _decode(policy, [p for _, p in prompts], memory, cfg, shapes)
     for (view, _), grids in zip(prompts, decoded):
         for grid in grids:
             grid = view.invert_grid(grid)
@@ -169,27 +169,27 @@ def solve_output(agent: Agent, task: Task, test_index: int, views: Sequence[View
     scored = sorted(found.values(), key=lambda c: (-c.votes, grid_key(c.grid)))[: cfg.max_scored]
     for k, (view, prompt) in enumerate(prompts):
         mem = None if memory is None else memory[k:k + 1]
-        for cand, lik in zip(scored, prompt_logliks(agent, prompt, [view.apply_grid(c.grid) for c in scored], mem)):
+        for cand, lik in zip(scored, prompt_logliks(policy, prompt, [view.apply_grid(c.grid) for c in scored], mem)):
             cand.logliks.append(lik.logprob)
             cand.entropies.append(lik.entropy)
             cand.tokens = lik.tokens
     return OutputResult(rank(scored, cfg.vote_weight), encoded[0][1].dropped, fallback)
 
 
-def solve_task(agent: Agent, task: Task, cfg: InferenceConfig, trainer: TestTimeTrainer | None = None,
+def solve_task(policy: Policy, task: Task, cfg: InferenceConfig, trainer: TestTimeTrainer | None = None,
                memory_fn: MemoryFn | None = None) -> TaskResult:
     """Two attempts for every test output of `task` (test-time training first when given)."""
     start = time.time()
     views = task_views(task, cfg.views, cfg.seed, cfg.view_kind)
-    was_training = agent.training
-    agent.eval()
+    was_training = policy.training
+    policy.eval()
     try:
         if trainer is None:
-            outputs = [solve_output(agent, task, i, views, cfg, memory_fn) for i in range(len(task.test))]
+            outputs = [solve_output(policy, task, i, views, cfg, memory_fn) for i in range(len(task.test))]
             stats = TTTStats()
         else:
             with trainer.adapted(task) as stats:
-                outputs = [solve_output(agent, task, i, views, cfg, memory_fn) for i in range(len(task.test))]
+                outputs = [solve_output(policy, task, i, views, cfg, memory_fn) for i in range(len(task.test))]
     finally:
-        agent.train(was_training)
+        policy.train(was_training)
     return TaskResult(task.id, outputs, time.time() - start, stats)

@@ -11,15 +11,15 @@ Views: a rule changes under a view (a horizontal flip seen transposed is a verti
 every task has one vector per view, for the views `pipeline.task_views` gives it (the task as
 it is first); training draws (task, view, pair) at random, and answering decodes the test
 input under each view with that view's vector, maps back and votes, as `pipeline` does with
-demonstrations in context. The vectors enter where Solver2's readout does (the Agent's
+demonstrations in context. The vectors enter where Solver2's readout does (the Policy's
 `memory`): one vector per sequence, added to every input embedding.
 
 Use (a benchmark compares it with per-task and in-context joint training at equal time):
 
     vectors = TaskVectors(tasks, views=8, hidden=H)
-    fit_pairs(agent, vectors, steps=10**6, seconds=600)
+    fit_pairs(policy, vectors, steps=10**6, seconds=600)
     cfg = InferenceConfig(views=8, in_context=False)   # prompts without demonstrations
-    result = solve_task(agent, task, cfg, memory_fn=vectors.memory_fn(task))
+    result = solve_task(policy, task, cfg, memory_fn=vectors.memory_fn(task))
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ from ..data.packing import make_batch
 from ..data.sequences import Example
 from ..data.tasks import Task
 from ..data.tokens import encode_task
-from ..model.agent import Agent
+from ..model.policy import Policy
 from ..model.device import autocast
 from .pipeline import MemoryFn, task_views
 from .ttt import TTTStats
@@ -81,16 +81,16 @@ class TaskVectors(nn.Module):
         return memory
 
 
-def fit_pairs(agent: Agent, vectors: TaskVectors, steps: int, seconds: float | None, lr: float = 1e-3,
+def fit_pairs(policy: Policy, vectors: TaskVectors, steps: int, seconds: float | None, lr: float = 1e-3,
               vector_lr: float = 1e-2, max_tokens: int = 8192, batch: int = 16, seed: int = 0) -> TTTStats:
     """Train the backbone and the vectors on single pairs of every task (the risk term)."""
     pool = vectors.examples()
     if not pool or steps <= 0:
         return TTTStats()
-    device = next(agent.backbone.parameters()).device
-    dtype = next(agent.backbone.parameters()).dtype
+    device = next(policy.backbone.parameters()).device
+    dtype = next(policy.backbone.parameters()).dtype
     vectors.to(device)
-    params = list(agent.backbone.parameters())
+    params = list(policy.backbone.parameters())
     for p in params:
         p.requires_grad_(True)
     opt = torch.optim.AdamW([{"params": params, "lr": lr}, {"params": [vectors.table], "lr": vector_lr}],
@@ -98,7 +98,7 @@ def fit_pairs(agent: Agent, vectors: TaskVectors, steps: int, seconds: float | N
     rng = np.random.default_rng(seed)
     start = time.time()
     losses: list[float] = []
-    agent.train()
+    policy.train()
     for _ in range(steps):
         if seconds is not None and time.time() - start >= seconds:
             break
@@ -112,12 +112,12 @@ def fit_pairs(agent: Agent, vectors: TaskVectors, steps: int, seconds: float | N
         b = make_batch([e for e, _ in chosen], None).to(device)
         memory = b.spread(vectors.table[torch.tensor([r for _, r in chosen], device=device)])
         with autocast(device, dtype):
-            logits = agent(b.input_ids, memory=memory, **b.model_inputs())
+            logits = policy(b.input_ids, memory=memory, **b.model_inputs())
         loss = F.cross_entropy(logits[b.rows, b.cols].float(), b.targets) / math.log(logits.shape[-1])
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params + [vectors.table], 1.0)
         opt.step()
         losses.append(loss.item())
-    agent.eval()
+    policy.eval()
     return TTTStats.of(losses, start)

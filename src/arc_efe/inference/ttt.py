@@ -21,9 +21,9 @@ What trains, `mode`:
 
 Use:
 
-    trainer = TestTimeTrainer(agent, TTTConfig(steps=32))
+    trainer = TestTimeTrainer(policy, TTTConfig(steps=32))
     with trainer.adapted(task) as stats:
-        ... decode with `agent` ...
+        ... decode with `policy` ...
     trainer.close()  # removes the adapter layers (lora)
 
 Joint training (`fit_jointly`, evaluate's `--joint-seconds`): before any task is answered, the
@@ -54,7 +54,7 @@ from ..data.sequences import Example, forward_example
 from ..data.tasks import Task
 from ..data.tokens import SequenceTooLong
 from ..data.views import random_view, rule_colours, rule_keeping_view
-from ..model.agent import Agent
+from ..model.policy import Policy
 from ..model.backbone import is_peft
 from ..model.device import autocast
 from ..solver2.recall import Recall
@@ -123,15 +123,15 @@ def _task_seed(seed: int, task_id: str) -> int:
 class TestTimeTrainer:
     __test__ = False  # not a pytest test class despite its name
 
-    def __init__(self, agent: Agent, cfg: TTTConfig, joint: bool = False, recall: Recall | None = None):
+    def __init__(self, policy: Policy, cfg: TTTConfig, joint: bool = False, recall: Recall | None = None):
         """`joint`: `fit_jointly` will train too (so a lora adapter is needed even without per-task steps).
         `recall`: Solver2's solved training tasks; each task also trains on its nearest ones."""
-        self.agent = agent
+        self.policy = policy
         self.cfg = cfg
         self.recall = recall
-        n_params = sum(p.numel() for p in agent.backbone.parameters())
+        n_params = sum(p.numel() for p in policy.backbone.parameters())
         self.mode = cfg.mode if cfg.mode != "auto" else ("full" if n_params <= FULL_MAX_PARAMS else "lora")
-        self._requires_grad = {n: p.requires_grad for n, p in agent.backbone.named_parameters()}
+        self._requires_grad = {n: p.requires_grad for n, p in policy.backbone.named_parameters()}
         self._wrapped = False
         self._adapter = self.mode == "lora" and (cfg.enabled or joint)
         if self._adapter:
@@ -145,7 +145,7 @@ class TestTimeTrainer:
 
         lora = LoraConfig(r=self.cfg.rank, lora_alpha=self.cfg.rank, lora_dropout=0.0,
                           target_modules=list(LORA_TARGETS))
-        backbone = self.agent.backbone
+        backbone = self.policy.backbone
         with warnings.catch_warnings():
             # peft 0.21 calls a method transformers 5 deprecates; nothing for our users to do.
             warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing", category=FutureWarning)
@@ -154,11 +154,11 @@ class TestTimeTrainer:
                 backbone.add_adapter(TTT_ADAPTER, lora)
                 backbone.base_model.set_adapter([self._previous_adapter, TTT_ADAPTER])
             else:
-                self.agent.backbone = get_peft_model(backbone, lora, adapter_name=TTT_ADAPTER)
+                self.policy.backbone = get_peft_model(backbone, lora, adapter_name=TTT_ADAPTER)
                 self._wrapped = True
 
     def _trainable(self) -> list[nn.Parameter]:
-        named = list(self.agent.backbone.named_parameters())
+        named = list(self.policy.backbone.named_parameters())
         if self.mode == "full":
             return [p for _, p in named]
         marker = f".{TTT_ADAPTER}."
@@ -169,13 +169,13 @@ class TestTimeTrainer:
     def close(self) -> None:
         """Remove the adapter layers (lora) and restore which weights were trainable."""
         if self._adapter:
-            backbone = self.agent.backbone
+            backbone = self.policy.backbone
             if self._wrapped:
-                self.agent.backbone = backbone.unload()
+                self.policy.backbone = backbone.unload()
             else:
                 backbone.base_model.set_adapter(self._previous_adapter)
                 backbone.delete_adapter(TTT_ADAPTER)
-        for n, p in self.agent.backbone.named_parameters():
+        for n, p in self.policy.backbone.named_parameters():
             if n in self._requires_grad:
                 p.requires_grad_(self._requires_grad[n])
 
@@ -192,7 +192,7 @@ class TestTimeTrainer:
             with torch.no_grad():
                 for p, p0 in zip(self.params, self._initial):
                     p.copy_(p0)
-            self.agent.eval()
+            self.policy.eval()
 
     def _example(self, query: Query, rng: np.random.Generator, fixed) -> Example | None:
         """One leave-one-out training sequence of a demonstration under a random view."""
@@ -238,7 +238,7 @@ class TestTimeTrainer:
         if len(task.train) < 2:
             return TTTStats()  # leave-one-out needs two demonstrations
         rng = np.random.default_rng(_task_seed(self.cfg.seed, task.id))
-        recalled = [] if self.recall is None else self.recall.nearest(self.agent, task, self.cfg.recall_k,
+        recalled = [] if self.recall is None else self.recall.nearest(self.policy, task, self.cfg.recall_k,
                                                                       self.cfg.max_len)
         stats = self._fit(lambda: self._examples(task, rng, recalled), self.cfg.steps, self.cfg.seconds)
         stats.recalled = tuple(q.task.id for q in recalled)
@@ -247,14 +247,14 @@ class TestTimeTrainer:
     def _fit(self, draw: Callable[[], list[Example]], steps: int, seconds: float | None) -> TTTStats:
         """Optimizer steps on drawn sequences (the EFE risk term) until `steps` or `seconds` run out."""
         start = time.time()
-        agent = self.agent
-        device = next(agent.backbone.parameters()).device
-        dtype = next(agent.backbone.parameters()).dtype
+        policy = self.policy
+        device = next(policy.backbone.parameters()).device
+        dtype = next(policy.backbone.parameters()).dtype
         for p in self.params:
             p.requires_grad_(True)
         opt = torch.optim.AdamW(self.params, lr=self.cfg.lr, weight_decay=0.0)
         losses: list[float] = []
-        agent.train()
+        policy.train()
         for _ in range(steps):
             if seconds is not None and time.time() - start >= seconds:
                 break
@@ -263,14 +263,14 @@ class TestTimeTrainer:
                 break  # no demonstration fits max_len
             batch = make_batch(examples, None).to(device)  # one packed row: sequences of any lengths
             with autocast(device, dtype):
-                logits = agent(batch.input_ids, **batch.model_inputs())
+                logits = policy(batch.input_ids, **batch.model_inputs())
             loss = F.cross_entropy(logits[batch.rows, batch.cols].float(), batch.targets) / math.log(logits.shape[-1])
             opt.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(self.params, 1.0)
             opt.step()
             losses.append(loss.item())
-        agent.eval()
+        policy.eval()
         return TTTStats.of(losses, start)
 
     # --- all tasks together -----------------------------------------------------------
@@ -298,11 +298,11 @@ class TestTimeTrainer:
     def joint_state(self) -> dict[str, torch.Tensor]:
         """The trained weights (names as in the backbone), to save after `fit_jointly`."""
         ids = {id(p) for p in self.params}
-        return {n: p.detach().cpu().contiguous() for n, p in self.agent.backbone.named_parameters() if id(p) in ids}
+        return {n: p.detach().cpu().contiguous() for n, p in self.policy.backbone.named_parameters() if id(p) in ids}
 
     def load_joint_state(self, state: dict[str, torch.Tensor]) -> None:
         """Weights saved by `joint_state`: the start of every task's test-time training."""
-        named = dict(self.agent.backbone.named_parameters())
+        named = dict(self.policy.backbone.named_parameters())
         ids = {id(p) for p in self.params}
         wrong = sorted(n for n in state if n not in named or id(named[n]) not in ids or named[n].shape != state[n].shape)
         missing = sorted(n for n, p in named.items() if id(p) in ids and n not in state)

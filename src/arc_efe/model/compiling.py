@@ -1,9 +1,9 @@
 """`--compile`: the training forward through `torch.compile`, everything else uncompiled.
 
-As in nanochat, the uncompiled module is kept: `Run.agent` holds the plain backbone, used for
+As in nanochat, the uncompiled module is kept: `Run.policy` holds the plain backbone, used for
 saving (its state names carry no `_orig_mod.` prefix), validation, the memory writer and
 decoding, whose shapes change every token and would only recompile; `Run.model` is a second
-`Agent` over the compiled backbone (same parameters), used by the training step alone.
+`Policy` over the compiled backbone (same parameters), used by the training step alone.
 
 Compiling is meant for GPUs. On a CPU, inductor needs a C++ compiler: without one, training
 goes on uncompiled with a printed warning (`compile_backbone` returns the module as it is).

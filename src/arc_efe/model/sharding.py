@@ -10,7 +10,7 @@ mode only: a LoRA or frozen model mixes a low-precision base with float32 adapte
 one unit, which FSDP2 may refuse on GPU.
 
 Three things run outside FSDP's own forward:
-- the input embedding and the grid positions: the Agent looks the ids up itself (to add
+- the input embedding and the grid positions: the Policy looks the ids up itself (to add
   the grid positions and Solver2's memory vector) and calls the backbone with
   `inputs_embeds`. Both are left out of sharding (`ignored_params`): with the ARC vocabulary
   the embedding has 16 rows and the position tables about 120, so they stay plain tensors on

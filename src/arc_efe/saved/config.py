@@ -24,7 +24,7 @@ from ..model.backbone import MODES, BackboneConfig, head_parameters, load_backbo
 from ..model.device import default_dtype
 from ..model.positions import DEFAULT_POSITIONS, POSITIONS
 
-# The users' three --preset settings (agent learning rate, weight decay).
+# The users' three --preset settings (policy learning rate, weight decay).
 LR_PRESETS = {
     "conservative": {"agent_lr": 5e-5, "weight_decay": 1e-6},
     "medium": {"agent_lr": 1e-4, "weight_decay": 1e-5},

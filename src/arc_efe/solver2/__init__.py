@@ -1,4 +1,4 @@
-"""Solver2, the memory around the Agent: the bank of verified solutions (`memory`), the task
+"""Solver2, the memory around the Policy: the bank of verified solutions (`memory`), the task
 keys, retrieval gate and success rule that read and fill it (`retrieval`), and the solved
 training tasks recalled at evaluation (`recall`).
 

@@ -46,7 +46,7 @@ class Recall:
     left_out: dict[str, int] = field(default_factory=dict)  # entries not used, by reason
 
     @classmethod
-    def from_bank(cls, agent, bank: MemoryBank, answering: Iterable[str], max_len: int,
+    def from_bank(cls, policy, bank: MemoryBank, answering: Iterable[str], max_len: int,
                   where: str | Path, data: str | None = None) -> "Recall":
         """The solved tasks of `bank` that may be recalled while answering the tasks `answering`.
         `data`: the source of entries saved without one (a run's --data)."""
@@ -81,16 +81,16 @@ class Recall:
                 kept.append(q)
             except SequenceTooLong:
                 left_out["longer than the context"] = left_out.get("longer than the context", 0) + 1
-        device = next(agent.backbone.parameters()).device
-        hidden = agent.backbone.get_input_embeddings().embedding_dim
-        keys = [task_keys(agent.backbone, examples[i:i + KEY_BATCH], device).cpu()
+        device = next(policy.backbone.parameters()).device
+        hidden = policy.backbone.get_input_embeddings().embedding_dim
+        keys = [task_keys(policy.backbone, examples[i:i + KEY_BATCH], device).cpu()
                 for i in range(0, len(examples), KEY_BATCH)]
         return cls(kept, torch.cat(keys) if keys else torch.zeros(0, hidden), left_out)
 
     def __len__(self) -> int:
         return len(self.queries)
 
-    def nearest(self, agent, task: Task, k: int, max_len: int) -> list[Query]:
+    def nearest(self, policy, task: Task, k: int, max_len: int) -> list[Query]:
         """The verified queries of the `k` stored tasks nearest to `task` (never `task` itself),
         from the key of its demonstrations (a leave-one-out query: no test pair is read)."""
         own = [q for q in make_queries([task], "train") if q.context]
@@ -100,8 +100,8 @@ class Recall:
             example = forward_example(own[0], View(), max_len)
         except SequenceTooLong:
             return []
-        device = next(agent.backbone.parameters()).device
-        key = task_keys(agent.backbone, [example], device).cpu()[0]
+        device = next(policy.backbone.parameters()).device
+        key = task_keys(policy.backbone, [example], device).cpu()[0]
         order = torch.argsort(self.keys @ key, descending=True).tolist()
         return [self.queries[i] for i in order if self.queries[i].task.id != task.id][:k]
 

@@ -1,4 +1,4 @@
-"""Solver2: the memory-augmented solver around the Agent, and the success rule that fills its memory.
+"""Solver2: the memory-augmented solver around the Policy, and the success rule that fills its memory.
 
 - Task encoder: the backbone's last hidden states, mean-pooled over a query's
   demonstrations, give the task key (L2-normalised); pooled over a solved answer they give
@@ -26,7 +26,7 @@ from ..data.sequences import Example, collate, forward_example, pad_rows
 from ..data.tasks import grids_equal
 from ..data.tokens import PAD
 from ..data.views import View
-from ..model.agent import decode_queries
+from ..model.policy import decode_queries
 from ..model.distributed import gather_lists
 from ..model.positions import backbone_places, embed
 from .memory import MemoryBank
@@ -118,7 +118,7 @@ REFRESH = 0.5
 class MemoryWriter:
     """Solver2's success rule, called after every optimizer step with the step's queries.
 
-    `threshold="exact"`: a query is solved when the Agent's greedy answer (under its training
+    `threshold="exact"`: a query is solved when the Policy's greedy answer (under its training
     view, mapped back) equals the target exactly. Decoding every query every step would
     cost more than the step, so only queries whose teacher-forced answer had every token
     right are decoded: that is necessary for an exact greedy answer, and rare until the
@@ -128,9 +128,9 @@ class MemoryWriter:
     left out because the bank already holds it about as well, in `known`.
     """
 
-    def __init__(self, agent, solver2: Solver2, bank: MemoryBank, threshold: str, max_len: int,
+    def __init__(self, policy, solver2: Solver2, bank: MemoryBank, threshold: str, max_len: int,
                  device: torch.device):
-        self.agent, self.solver2, self.bank = agent, solver2, bank
+        self.policy, self.solver2, self.bank = policy, solver2, bank
         self.exact = threshold == "exact"
         self.limit = None if self.exact else float(threshold)
         self.max_len, self.device = max_len, device
@@ -175,14 +175,14 @@ class MemoryWriter:
         queries = [result.queries[i] for i in cand]
         views = [result.views[i] for i in cand]
         examples = [forward_example(q, v, self.max_len) for q, v in zip(queries, views)]
-        keys = task_keys(self.agent.backbone, examples, self.device)
+        keys = task_keys(self.policy.backbone, examples, self.device)
         memory, _ = self.solver2.readout(self.bank, keys, [q.task.id for q in queries])
         solved = [True] * len(cand)
         if self.exact:
-            answers = decode_queries(self.agent, queries, views, self.max_len, memory)
+            answers = decode_queries(self.policy, queries, views, self.max_len, memory)
             solved = [grids_equal(a, q.target.output) for a, q in zip(answers, queries)]
         batch = collate(examples).to(self.device)
-        _, hidden = self.agent(batch.input_ids, batch.attention_mask, memory, hidden=True)
+        _, hidden = self.policy(batch.input_ids, batch.attention_mask, memory, hidden=True)
         entries = []
         for k, i in enumerate(cand):
             if not solved[k]:

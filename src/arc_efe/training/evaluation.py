@@ -20,7 +20,7 @@ from ..data.dataset import Query
 from ..data.scoring import ScoreReport, make_entry, score_submission
 from ..data.tasks import MAX_SIDE, grids_equal
 from ..data.views import View
-from ..model.agent import Agent, decode_queries
+from ..model.policy import Policy, decode_queries
 
 ICL_FAMILIES = "calibration"  # data/synthetic GROUPS
 ICL_SEED = 7_777_777  # training sources use the run's seed: these tasks are never trained on
@@ -37,17 +37,17 @@ def icl_queries(n: int, seed: int = ICL_SEED) -> tuple[Query, ...]:
     return tuple(make_queries([t], "test")[0] for t in tasks)
 
 
-def exact_accuracy(agent: Agent, queries: Sequence[Query], max_len: int,
+def exact_accuracy(policy: Policy, queries: Sequence[Query], max_len: int,
                    max_side: int = MAX_SIDE, shape_rule: bool = True) -> tuple[int, int]:
     """(right, total): greedy answers (at most max_side a side, of the demonstrations' size
     when they agree on one) that equal the target exactly."""
-    answers = decode_queries(agent, queries, View(), max_len, max_side=max_side, shape_rule=shape_rule)
+    answers = decode_queries(policy, queries, View(), max_len, max_side=max_side, shape_rule=shape_rule)
     return sum(grids_equal(a, q.target.output) for a, q in zip(answers, queries)), len(queries)
 
 
-def pass_at_2(agent: Agent, queries: Sequence[Query], max_len: int) -> ScoreReport:
+def pass_at_2(policy: Policy, queries: Sequence[Query], max_len: int) -> ScoreReport:
     """Official pass@2 over the tasks of `queries` (test-split queries with known answers)."""
-    attempts = [decode_queries(agent, queries, v, max_len) for v in (View(), View(4))]
+    attempts = [decode_queries(policy, queries, v, max_len) for v in (View(), View(4))]
     submission: dict[str, list] = {}
     for k, q in enumerate(queries):
         entries = submission.setdefault(q.task.id, [None] * len(q.task.test))

@@ -2,7 +2,7 @@
 one up (or resumes it) and fits it.
 
 setup() loads the training data, builds the backbone (a preset, a hub model or --init
-weights), the Agent, Solver2 and its memory bank, the loss, the optimizer with its parameter
+weights), the Policy, Solver2 and its memory bank, the loss, the optimizer with its parameter
 groups and learning-rate schedule, the run folder and its metrics log; on --resume it restores
 all of them from a checkpoint. Under torchrun every rank builds the same run; rank 0 alone
 writes the run folder.
@@ -22,7 +22,7 @@ from ..data.files import atomic_write_json
 from ..errors import ArcEfeError
 from ..loss import EFELoss
 from ..model import distributed as dist
-from ..model.agent import Agent
+from ..model.policy import Policy
 from ..model.backbone import ARCHITECTURES, backbone_parameters, head_parameters, trainable_summary
 from ..model.compiling import compile_backbone
 from ..model.device import default_dtype
@@ -38,14 +38,14 @@ from .trainer import LoopState, StepCallback, Trainer
 from .trainset import load_training_data
 
 
-def _param_groups(cfg: TrainConfig, agent: Agent, loss_fn: EFELoss, solver2: Solver2 | None) -> list[dict]:
+def _param_groups(cfg: TrainConfig, policy: Policy, loss_fn: EFELoss, solver2: Solver2 | None) -> list[dict]:
     """backbone (--qwen-lr), agent head (--agent-lr), Solver2 (2x), loss parameters (0.5x).
 
     Weight decay applies to matrices only (norm scales and biases are left alone).
     """
     groups = []
-    named = [("backbone", backbone_parameters(agent.backbone), cfg.backbone_lr),
-             ("agent", head_parameters(agent.backbone), cfg.agent_lr),
+    named = [("backbone", backbone_parameters(policy.backbone), cfg.backbone_lr),
+             ("agent", head_parameters(policy.backbone), cfg.agent_lr),
              ("solver2", list(solver2.parameters()) if solver2 is not None else [], cfg.agent_lr * 2),
              ("loss", [p for p in loss_fn.parameters() if p.requires_grad], cfg.agent_lr * 0.5)]
     for name, params, lr in named:
@@ -107,14 +107,14 @@ def setup(cfg: TrainConfig, resume: str | Path | None = None, resume_checkpoint:
             backbone.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     if cfg.fsdp and not dist.launched():
         raise ArcEfeError(NOT_LAUNCHED)
-    agent = Agent(backbone)
+    policy = Policy(backbone)
     model = None
-    if cfg.compile:  # the training step alone runs compiled; saving and decoding use `agent`
+    if cfg.compile:  # the training step alone runs compiled; saving and decoding use `policy`
         compiled, warning = compile_backbone(backbone, device)
         if warning:
             dist.print0(warning)
         else:
-            model = Agent(compiled)
+            model = Policy(compiled)
     hidden = backbone.get_input_embeddings().embedding_dim
     solver2 = None
     if cfg.memory:
@@ -122,9 +122,9 @@ def setup(cfg: TrainConfig, resume: str | Path | None = None, resume_checkpoint:
     bank = MemoryBank(hidden, cfg.memory_capacity) if cfg.memory else None
     loss_fn = EFELoss(**{f"{k}_weight": v for k, v in cfg.weights.items()},
                       label_smoothing=cfg.label_smoothing)
-    dist.sync_parameters([m for m in (agent, solver2, loss_fn) if m is not None])
+    dist.sync_parameters([m for m in (policy, solver2, loss_fn) if m is not None])
     units = shard_backbone(backbone) if cfg.fsdp else None  # after the sync: plain tensors there
-    optimizer = torch.optim.AdamW(_param_groups(cfg, agent, loss_fn, solver2), betas=(0.9, 0.95))
+    optimizer = torch.optim.AdamW(_param_groups(cfg, policy, loss_fn, solver2), betas=(0.9, 0.95))
     n_micro = data.batches_per_epoch(cfg)
     steps_per_epoch = math.ceil(n_micro / (cfg.grad_accum_steps * dist.world_size()))
     scheduler = torch.optim.lr_scheduler.LambdaLR(
@@ -142,7 +142,7 @@ def setup(cfg: TrainConfig, resume: str | Path | None = None, resume_checkpoint:
         log.truncate_after(0, 0)
     elif resume is not None:
         ckpt = find_checkpoint(run_dir, resume_checkpoint)  # verified against its manifest
-        pos, loaded_bank, saved_state = load_checkpoint(ckpt, agent.backbone, optimizer, scheduler, solver2,
+        pos, loaded_bank, saved_state = load_checkpoint(ckpt, policy.backbone, optimizer, scheduler, solver2,
                                                         verify=False)
         state = LoopState.from_dict(saved_state, source=ckpt / "meta.json")
         if resume_checkpoint is not None and dist.is_main():
@@ -153,7 +153,7 @@ def setup(cfg: TrainConfig, resume: str | Path | None = None, resume_checkpoint:
         dist.print0(f"resumed from {ckpt}: step {pos.step}, epoch {pos.epoch + 1}, batch {pos.batch}")
     writer = None
     if bank is not None:
-        writer = MemoryWriter(agent, solver2, bank, cfg.success_threshold, cfg.max_len, device)
+        writer = MemoryWriter(policy, solver2, bank, cfg.success_threshold, cfg.max_len, device)
 
     generated = "".join(f" + {s.name} (generated)" for s in data.synthetic)
     dist.print0(f"data: {data.name}: {data.n_fit_tasks} training tasks ({len(data.queries)} queries){generated}, "
@@ -170,7 +170,7 @@ def setup(cfg: TrainConfig, resume: str | Path | None = None, resume_checkpoint:
     if dist.world_size() > 1:
         dist.print0(f"distributed: {dist.world_size()} ranks, each step {cfg.grad_accum_steps * dist.world_size()} "
                     f"micro-batches of {cfg.batch_size} queries")
-    return Trainer(cfg=cfg, run_dir=run_dir, device=device, dtype=dtype, agent=agent, loss_fn=loss_fn,
+    return Trainer(cfg=cfg, run_dir=run_dir, device=device, dtype=dtype, policy=policy, loss_fn=loss_fn,
                    optimizer=optimizer, scheduler=scheduler, data=data, log=log, steps_per_epoch=steps_per_epoch,
                    solver2=solver2, bank=bank, writer=writer, model=model, units=units, pos=pos, state=state)
 

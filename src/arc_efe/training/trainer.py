@@ -46,7 +46,7 @@ from ..data.views import View, random_view
 from ..errors import ArcEfeError
 from ..loss import COMPONENTS, EFELoss
 from ..model import distributed as dist
-from ..model.agent import Agent
+from ..model.policy import Policy
 from ..model.backbone import changeable_weights
 from ..model.device import autocast
 from ..model.sharding import clip_grad_norm, full_optimizer_state, full_state, gathered
@@ -170,7 +170,7 @@ class Trainer:
     run_dir: Path
     device: torch.device
     dtype: torch.dtype
-    agent: Agent  # the whole network: backbone with grid positions and output head
+    policy: Policy  # the whole network: backbone with grid positions and output head
     loss_fn: EFELoss
     optimizer: torch.optim.Optimizer
     scheduler: torch.optim.lr_scheduler.LambdaLR
@@ -180,7 +180,7 @@ class Trainer:
     solver2: Solver2 | None = None
     bank: MemoryBank | None = None
     writer: MemoryWriter | None = None  # Solver2's success rule, called after every step
-    model: Agent | None = None  # the training step's agent when it differs (--compile); else `agent`
+    model: Policy | None = None  # the training step's policy when it differs (--compile); else `policy`
     units: list[torch.nn.Module] | None = None  # the backbone's FSDP units (--fsdp)
     pos: Position = field(default_factory=lambda: Position(0, 0, 0, 0))
     state: LoopState = field(default_factory=LoopState)
@@ -234,7 +234,7 @@ class Trainer:
             # closed on any exit, so that an error message starts on a line of its own
             with tqdm(total=n_micro, initial=b, desc=f"epoch {epoch + 1}/{cfg.epochs}", unit="batch",
                       dynamic_ncols=True, file=sys.stderr, disable=not dist.is_main()) as bar:
-                self.agent.train()
+                self.policy.train()
                 while b < n_micro:
                     # 1. the step's micro-batches (views fixed by seed, epoch and index); under
                     # torchrun this rank takes every world-th of them
@@ -289,7 +289,7 @@ class Trainer:
         """Forward/backward every micro-batch of one optimizer step, then clip and step; the
         step count advances. The last `padding` micro-batches only keep the ranks in step
         (--fsdp: every rank must run as many forwards and backwards); their loss counts zero."""
-        agent = self.model or self.agent
+        policy = self.model or self.policy
         n_real = len(micro) - padding
         counts = {"answer": 0, "consistency": 0, "inverse": 0}
         for mb in micro[:n_real]:
@@ -306,7 +306,7 @@ class Trainer:
             batch = make_batch(mb.examples, self.cfg.max_tokens, self.cfg.pack).to(self.device)
             memory, found = self._memory_vectors(mb)
             with autocast(self.device, self.dtype):
-                logits = agent(batch.input_ids, memory=batch.spread(memory), **batch.model_inputs())
+                logits = policy(batch.input_ids, memory=batch.spread(memory), **batch.model_inputs())
             answer_logits = logits[batch.rows, batch.cols].float()
             kinds = [e.kind for e in mb.examples]
             idx = {kind: _segments(batch.offsets, mb.examples, [i for i, k in enumerate(kinds) if k == kind],
@@ -350,7 +350,7 @@ class Trainer:
         Retrieval leaves out the query's own task, so the model cannot copy its own answer."""
         if self.bank is None or len(self.bank) == 0:
             return None, 0
-        keys = task_keys(self.agent.backbone, [mb.examples[i] for i in mb.first], self.device)
+        keys = task_keys(self.policy.backbone, [mb.examples[i] for i in mb.first], self.device)
         per_query, found = self.solver2.readout(self.bank, keys, [q.task.id for q in mb.queries])
         per_example = per_query[mb.owner]
         inverse = torch.tensor([e.kind == "inverse" for e in mb.examples], device=self.device)
@@ -395,7 +395,7 @@ class Trainer:
         # back to one from before them
         ckpt = last_good_checkpoint(self.run_dir, max_step=step - state.bad_streak)
         if ckpt is not None:
-            bank = restore_weights(ckpt, self.agent.backbone, self.optimizer, self.solver2)
+            bank = restore_weights(ckpt, self.policy.backbone, self.optimizer, self.solver2)
             if self.bank is not None and bank is not None:
                 self.bank = bank
                 if self.writer is not None:
@@ -428,11 +428,11 @@ class Trainer:
         and the NaN guard goes back to it."""
         full = None
         if self.units:
-            full = (full_state(changeable_weights(self.agent.backbone)), full_optimizer_state(self.optimizer))
+            full = (full_state(changeable_weights(self.policy.backbone)), full_optimizer_state(self.optimizer))
         return dist.on_main(lambda: self._write_checkpoint(full))
 
     def _write_checkpoint(self, full: tuple[dict, dict] | None) -> Path | None:
-        weights = list((full[0] if full else changeable_weights(self.agent.backbone)).values())
+        weights = list((full[0] if full else changeable_weights(self.policy.backbone)).values())
         if self.solver2 is not None:
             weights += list(self.solver2.state_dict().values())
         if not weights_finite(weights):
@@ -445,7 +445,7 @@ class Trainer:
             state.memory_adds, state.memory_queries, state.memory_known = w.adds, w.queries, w.known
         state.seconds = time.time() - self.t_epoch
         self.log.sync()  # the metrics lines up to this step are on disk before the checkpoint
-        return save_checkpoint(self.run_dir, self.agent.backbone, self.optimizer, self.scheduler, self.pos,
+        return save_checkpoint(self.run_dir, self.policy.backbone, self.optimizer, self.scheduler, self.pos,
                                self.cfg.to_dict(), self.solver2, self.bank, full, state.to_dict(),
                                keep=self.cfg.keep_checkpoints)
 
@@ -454,12 +454,12 @@ class Trainer:
     def end_epoch(self, epoch: int, t_start: float) -> None:
         """Rank 0: accuracy, the epoch record and the report in the users' words."""
         cfg, state, writer = self.cfg, self.state, self.writer
-        right, total = exact_accuracy(self.agent, self.data.eval_queries, cfg.max_len)
+        right, total = exact_accuracy(self.policy, self.data.eval_queries, cfg.max_len)
         val, n_val = None, 0
         if self.val_queries and (epoch + 1) % cfg.val_frequency == 0:
-            report = pass_at_2(self.agent, self.val_queries, cfg.max_len)
+            report = pass_at_2(self.policy, self.val_queries, cfg.max_len)
             val, n_val = report.score, len(report.tasks)
-        icl_right, icl_total = (exact_accuracy(self.agent, icl_queries(cfg.icl_tasks), cfg.max_len, ICL_SIDE)
+        icl_right, icl_total = (exact_accuracy(self.policy, icl_queries(cfg.icl_tasks), cfg.max_len, ICL_SIDE)
                                 if cfg.icl_tasks else (0, 0))
         mean = lambda xs: float(np.mean(xs)) if xs else float("nan")  # noqa: E731
         record = {"kind": "epoch", "epoch": epoch + 1, "train_loss": mean(state.losses),

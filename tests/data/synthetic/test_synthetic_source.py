@@ -102,7 +102,7 @@ def test_short_pretraining_on_one_family_lowers_loss_on_fresh_instances(tmp_path
         queries = [make_queries([t], "test")[0] for t in fresh.tasks(8)]
         batch = collate([forward_example(q, View(), run.cfg.max_len) for q in queries])
         with torch.no_grad():
-            logits = run.agent(batch.input_ids, batch.attention_mask)[batch.rows, batch.cols]
+            logits = run.policy(batch.input_ids, batch.attention_mask)[batch.rows, batch.cols]
         return float(torch.nn.functional.cross_entropy(logits, batch.targets))
 
     before = fresh_risk()

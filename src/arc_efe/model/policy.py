@@ -1,6 +1,8 @@
-"""The Agent: the policy that writes an answer grid, token by token, over the ARC vocabulary.
+"""The Policy: the whole network (backbone, grid positions, output head) as the model that writes
+an answer grid, token by token, over the ARC vocabulary. (The users' `--agent-lr` is the rate
+of the output head, the "agent" of their own system, not of this whole network.)
 
-`Agent.logits` runs the backbone on a batch (teacher forcing, for the loss). `Agent.greedy`
+`Policy.forward` runs the backbone on a batch (teacher forcing, for the loss). `Policy.greedy`
 writes answers for prompts that end with the query's OUT marker, with a grid constraint
 that only lets well-formed grids out: every row as wide as the first, at most 30x30, a row
 closed before END. The prompt's key/value cache is reused for every generated token.
@@ -78,7 +80,7 @@ class GridConstraint:
             self.col += 1
 
 
-class Agent(nn.Module):
+class Policy(nn.Module):
     def __init__(self, backbone: nn.Module):
         super().__init__()
         self.backbone = backbone
@@ -147,24 +149,24 @@ class Agent(nn.Module):
         return [try_decode_grid(a) for a in answers]
 
 
-def greedy_in_batches(agent: Agent, prompts: Sequence[list[int]], memory: torch.Tensor | None = None,
+def greedy_in_batches(policy: Policy, prompts: Sequence[list[int]], memory: torch.Tensor | None = None,
                       max_side: int = MAX_SIDE, shapes: Sequence[tuple[int, int] | None] | None = None
                       ) -> list[Grid | None]:
-    """`Agent.greedy` over any number of prompts, DECODE_BATCH at a time, shortest first (the
+    """`Policy.greedy` over any number of prompts, DECODE_BATCH at a time, shortest first (the
     least padding). `memory` (P, H): Solver2's readout per prompt, when there is one."""
     answers: list[Grid | None] = [None] * len(prompts)
     order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
     for start in range(0, len(order), DECODE_BATCH):
         chunk = order[start:start + DECODE_BATCH]
         mem = None if memory is None else memory[chunk]
-        got = agent.greedy([prompts[i] for i in chunk], mem, max_side,
+        got = policy.greedy([prompts[i] for i in chunk], mem, max_side,
                            None if shapes is None else [shapes[i] for i in chunk])
         for i, grid in zip(chunk, got):
             answers[i] = grid
     return answers
 
 
-def decode_queries(agent: Agent, queries: Sequence[Query], view: View | Sequence[View], max_len: int,
+def decode_queries(policy: Policy, queries: Sequence[Query], view: View | Sequence[View], max_len: int,
                    memory: torch.Tensor | None = None, max_side: int = MAX_SIDE,
                    shape_rule: bool = True) -> list[Grid | None]:
     """Greedy answers for queries seen through `view` (one for all, or one per query), mapped
@@ -176,14 +178,14 @@ def decode_queries(agent: Agent, queries: Sequence[Query], view: View | Sequence
                for q, v in zip(queries, views)]
     todo = [i for i, (enc, _) in enumerate(encoded) if enc is not None]
     answers: list[Grid | None] = [None] * len(queries)
-    was_training = agent.training
-    agent.eval()
+    was_training = policy.training
+    policy.eval()
     try:
-        got = greedy_in_batches(agent, [encoded[i][0].prompt for i in todo],
+        got = greedy_in_batches(policy, [encoded[i][0].prompt for i in todo],
                                 None if memory is None else memory[todo], max_side,
                                 [encoded[i][1] for i in todo])
     finally:
-        agent.train(was_training)
+        policy.train(was_training)
     for i, grid in zip(todo, got):
         answers[i] = None if grid is None else views[i].invert_grid(grid)
     return answers
