@@ -22,7 +22,7 @@ $(STAMP): pyproject.toml Makefile
 # generated tasks (small grids, memory on), with training accuracy, the memory bank and
 # in-context accuracy after each epoch; then test-time training + voting on a fixed handful of
 # ARC-AGI-1 evaluation tasks (README, "The demo", says how they were chosen), the official
-# score, and the HTML report of the run with those tasks drawn. About 3 minutes on 2 CPU cores.
+# score, and the HTML report of the run with those tasks drawn. About 1.5 minutes on 2 CPU cores.
 DEMO_DIR ?= runs
 DEMO_RUN := $(DEMO_DIR)/demo_$(shell date +%Y%m%d_%H%M%S)
 DEMO_TASKS := 66e6c45b e633a9e5 00576224
