@@ -5,8 +5,13 @@
     python benchmarks/memory_at_eval.py --bank runs/bank --data arc-agi-1/evaluation --tasks 40
     python benchmarks/memory_at_eval.py --bank runs/bank -- --ttt-seconds 10     # evaluate's flags after --
 
-The bank is one made from training tasks only, e.g. by a run of the shipped model with the
-memory on over the tasks outside the development split:
+The bank is one made from training tasks only: the test outputs an evaluation of the tasks
+outside the development split got right,
+
+    python benchmarks/full_eval.py --data arc-agi-1/training-no-dev --output-dir full_eval/training-no-dev -- --ttt-steps 16
+    arc-efe bank full_eval/training-no-dev --output banks/training-no-dev
+
+or the queries a training run with the memory on answered right (a run folder as --bank):
 
     arc-efe train --data arc-agi-1/training-no-dev --epochs 2 --max-batches 150 --output-dir runs --run-name bank
 
@@ -26,7 +31,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from arc_efe.data.files import read_jsonl
+from arc_efe.inference.evaluate import evaluation_records
 
 from common import split_passthrough
 
@@ -34,11 +39,7 @@ HERE = Path(__file__).resolve().parent
 
 
 def records(folder: Path) -> dict[str, dict]:
-    out = {}
-    for name in ("eval.jsonl", "eval.partial.jsonl"):
-        for shard in sorted(folder.glob(f"shard_*/{name}")):
-            out.update({r["task_id"]: r for r in read_jsonl(shard, "") if r["task_id"] not in out})
-    return out
+    return {r["task_id"]: r for r in evaluation_records(folder)}
 
 
 def solved(record: dict) -> bool:

@@ -120,6 +120,12 @@ def cmd_merge(args: argparse.Namespace) -> int:
     return merge(args)
 
 
+def cmd_bank(args: argparse.Namespace) -> int:
+    from .inference.evaluate import build_bank
+
+    return build_bank(args)
+
+
 def cmd_score(args: argparse.Namespace) -> int:
     from .data.scoring import dumps_report, read_submission, report_lines, score_submission
     from .data.sources import load_tasks
@@ -283,6 +289,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--solutions", default=None)
     p.add_argument("--skip-invalid", action="store_true")
     p.set_defaults(func=cmd_merge)
+
+    p = sub.add_parser("bank", help="fill a Solver2 memory bank (for evaluate --memory) with the training-task "
+                                    "test outputs that evaluations got right")
+    p.add_argument("evaluations", nargs="+", metavar="EVAL_DIR",
+                   help="output folders of arc-efe evaluate on training tasks (or folders of their shard_N/)")
+    p.add_argument("--output", required=True, metavar="BANK_DIR", help="where memory.json and memory.safetensors go")
+    add_model_args(p)
+    p.set_defaults(func=cmd_bank)
 
     p = sub.add_parser("score", help="score a Kaggle submission.json with the official pass@2 rule")
     p.add_argument("submission", help="submission.json: {task_id: [{attempt_1, attempt_2}, ...]}")

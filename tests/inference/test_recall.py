@@ -119,3 +119,45 @@ def test_evaluate_with_memory_recalls_and_a_damaged_bank_is_one_line(tmp_path, c
     assert "no memory bank here (memory.json)" in capsys.readouterr().err
     with pytest.raises(ValueError, match="a share in"):
         TTTConfig(recall_share=1.5)
+
+
+def _line(task, attempts, data, **extra):
+    return json.dumps({"task_id": task.id, "source": str(data), "solutions": None, "attempts": attempts,
+                       "correct": [True], "risk": [0.25], **extra}) + "\n"
+
+
+def test_bank_from_evaluations_stores_only_verified_training_answers(tmp_path, capsys):
+    right, wrong = _task("right", 1, STORED, (STORED, STORED)), _task("wrong", 2, STORED, (STORED, STORED))
+    evaluation = _task(EVAL_ID, 3, STORED, (STORED, STORED))
+    data = tmp_path / "tasks.json"
+    data.write_text(json.dumps({t.id: t.to_json() for t in (right, wrong, evaluation)}))
+    answer = lambda t: t.test[0].output.tolist()  # noqa: E731
+    other = (right.test[0].output + 1) % 10
+    evals = tmp_path / "ev"
+    (evals / "shard_1").mkdir(parents=True)
+    (evals / "shard_2").mkdir()
+    # shard 1 finished (eval.jsonl), shard 2 was stopped (only its partial file): both are read
+    (evals / "shard_1" / "eval.jsonl").write_text(
+        _line(right, [{"attempt_1": other.tolist(), "attempt_2": answer(right)}], data)
+        + _line(evaluation, [{"attempt_1": answer(evaluation), "attempt_2": answer(evaluation)}], data))
+    # a line that claims a right answer which the official check does not confirm
+    (evals / "shard_2" / "eval.partial.jsonl").write_text(
+        _line(wrong, [{"attempt_1": answer(right), "attempt_2": [[0]]}], data))
+    args = ["bank", str(evals), "--output", str(tmp_path / "bank"), "--checkpoint", "fresh", "--device", "cpu"]
+    assert main(args) == 0
+    assert "1 solved test outputs of 1 tasks from 3 task lines; left out 1: an evaluation task" in capsys.readouterr().out
+    bank = MemoryBank.load(tmp_path / "bank")
+    assert [(m["task_id"], m["split"], m["index"], m["risk"], m["data"]) for m in bank.meta] == \
+        [("right", "test", 0, 0.25, str(data))]
+    assert bank.keys.shape == (1, 128) and bool(torch.isfinite(bank.values).all())
+    policy = Policy(load_backbone(BackboneConfig(), torch.device("cpu"), torch.float32))
+    recall = Recall.from_bank(policy, bank, ["answered"], 2048, tmp_path / "bank")
+    assert [(q.task.id, q.split, q.index) for q in recall.queries] == [("right", "test", 0)]
+
+    (evals / "shard_2" / "eval.partial.jsonl").write_text('{"task_id": "x"}\n{"task_id": "y"}\n')
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    partial = evals / "shard_2" / "eval.partial.jsonl"
+    assert len(err) == 1 and f"{partial}: task line 1 has no source, attempts" in err[0], err
+    assert main([*args[:1], str(tmp_path), *args[2:]]) == 2
+    assert "no eval.jsonl or eval.partial.jsonl here" in capsys.readouterr().err

@@ -55,7 +55,7 @@ from ..saved.checkpoint import find_checkpoint
 from ..saved.config import load_run_backbone, read_run_config
 from ..saved.modelfolder import FRESH, is_model_folder, read_model_folder, shipped_model
 from ..solver2.memory import MemoryBank
-from ..solver2.recall import Recall
+from ..solver2.recall import Recall, bank_from_evaluations
 from ..solver2.retrieval import Solver2, task_keys
 from .pipeline import MAX_CONTEXT, VIEW_KINDS, InferenceConfig, MemoryFn, TaskResult, solve_task
 from .ttt import TTT_VIEWS, TestTimeTrainer, TTTConfig
@@ -590,4 +590,42 @@ def merge(args: argparse.Namespace) -> int:
     print(f"wrote {args.out} ({len(merged)} tasks from {len(args.shards)} submissions)")
     if tasks is not None:
         print("\n".join(report_lines(score_submission(merged, [t for t in tasks if t.id in merged]), per_task=False)))
+    return 0
+
+
+RECORD_KEYS = ("task_id", "source", "attempts")  # what a task line is read for
+
+
+def evaluation_records(folder: str | Path) -> list[dict]:
+    """The task lines of an evaluation folder: its eval.jsonl when it finished, else what its
+    eval.partial.jsonl holds so far; a folder of shards (shard_N/) gives those of each."""
+    folder = Path(folder)
+    for name in ("eval.jsonl", PARTIAL):
+        if (folder / name).is_file():
+            records = read_jsonl(folder / name, "")
+            for n, r in enumerate(records, 1):
+                missing = [k for k in RECORD_KEYS if k not in r]
+                if missing:
+                    raise ArcEfeError(f"{folder / name}: task line {n} has no {', '.join(missing)} (not a line "
+                                      "of arc-efe evaluate)")
+            return records
+    shards = sorted(p for p in folder.glob("shard_*") if p.is_dir())
+    if not shards:
+        raise ArcEfeError(f"{folder}: no eval.jsonl or {PARTIAL} here or in shard_*/ (an output folder of "
+                          "arc-efe evaluate)")
+    return [r for shard in shards for r in evaluation_records(shard)]
+
+
+def build_bank(args: argparse.Namespace) -> int:
+    """Solver2's memory from evaluations of training tasks (`arc-efe bank`), for evaluate --memory."""
+    records = [(folder, r) for folder in args.evaluations for r in evaluation_records(folder)]
+    device = dist.init(args.device)
+    run_dir = model_path(args)
+    policy, _, _, max_len = load_policy(run_dir, args.model_name or "tiny", device, args.positions)
+    print(model_line(args, run_dir).replace("model:", "keys from:", 1), flush=True)
+    bank, left_out = bank_from_evaluations(policy, [r for _, r in records], max_len, ", ".join(args.evaluations))
+    bank.save(args.output)
+    tasks = len({m["task_id"] for m in bank.meta})
+    print(f"wrote {args.output}: {len(bank)} solved test outputs of {tasks} tasks from {len(records)} task lines"
+          + "".join(f"; left out {n}: {why}" for why, n in sorted(left_out.items())))
     return 0

@@ -15,17 +15,24 @@ evaluation set, or of the tasks being answered, are left out when the bank is re
 training holds ARC-AGI-1 evaluation tasks), and a new task's key comes from its
 demonstrations only. Entries of generated tasks are left out too: their tasks are not stored
 and cannot be loaded again by id.
+
+A bank can also be filled from evaluations (`bank_from_evaluations`, `arc-efe bank`): every
+test output of a training task that an evaluation (test-time training, views, voting) got
+right within its two attempts, checked again with the official scorer against the task's
+answer. That is what the system solved as it solves a new task, so it holds more than the
+queries a training run answers greedily.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable
+from typing import Any, Iterable
 
 import torch
 
 from ..data.dataset import Query, make_queries
+from ..data.scoring import score_submission
 from ..data.sequences import forward_example
 from ..data.sources import evaluation_ids, load_tasks
 from ..data.synthetic import is_synthetic
@@ -34,7 +41,7 @@ from ..data.tokens import SequenceTooLong
 from ..data.views import View
 from ..errors import ArcEfeError
 from .memory import MemoryBank
-from .retrieval import task_keys
+from .retrieval import solution_embeddings, task_keys
 
 KEY_BATCH = 8  # tasks keyed per forward pass
 
@@ -110,3 +117,52 @@ class Recall:
         if self.left_out:
             out += " (left out: " + ", ".join(f"{n} entries: {why}" for why, n in sorted(self.left_out.items())) + ")"
         return out
+
+
+def bank_from_evaluations(policy, records: Iterable[dict[str, Any]], max_len: int,
+                          where: str) -> tuple[MemoryBank, dict[str, int]]:
+    """(Solver2's memory bank of the test outputs that `records`, the task lines of `arc-efe
+    evaluate`, got right, keyed by `policy`; the outputs left out, by reason). A task of an ARC
+    evaluation set is never stored, nor a generated one (it cannot be loaded again by id), nor
+    one whose answers came from a separate solutions file."""
+    forbidden = evaluation_ids()
+    sources: dict[str, dict[str, Task]] = {}
+    left_out: dict[str, int] = {}
+    solved: list[tuple[Query, float, str]] = []
+    for r in records:
+        task_id, source = r["task_id"], r["source"]
+        reason = ("an evaluation task" if task_id in forbidden else
+                  "a generated task" if is_synthetic(source) else
+                  "answers from a separate solutions file" if r.get("solutions") else None)
+        if reason is not None:
+            left_out[reason] = left_out.get(reason, 0) + sum(bool(c) for c in r.get("correct") or [])
+            continue
+        if source not in sources:
+            sources[source] = load_tasks(source).by_id()
+        task = sources[source].get(task_id)
+        if task is None:
+            raise ArcEfeError(f"{where}: {source} has no task {task_id}")
+        right = score_submission({task_id: r["attempts"]}, [task]).tasks[0].right  # the official check
+        risks = r.get("risk") or []
+        for i, ok in enumerate(right):
+            if ok:
+                risk = risks[i] if i < len(risks) and isinstance(risks[i], (int, float)) else 0.0
+                solved.append((Query(task, i, "test"), float(risk), source))
+    hidden = policy.backbone.get_input_embeddings().embedding_dim
+    device = next(policy.backbone.parameters()).device
+    bank = MemoryBank(hidden)
+    kept = []
+    for q, risk, source in solved:
+        try:
+            kept.append((q, forward_example(q, View(), max_len), risk, source))
+        except SequenceTooLong:
+            left_out["longer than the context"] = left_out.get("longer than the context", 0) + 1
+    for i in range(0, len(kept), KEY_BATCH):
+        chunk = kept[i:i + KEY_BATCH]
+        examples = [e for _, e, _, _ in chunk]
+        keys = task_keys(policy.backbone, examples, device).cpu()
+        values = solution_embeddings(policy, examples, None, device)
+        for (q, _, risk, source), key, value in zip(chunk, keys, values):
+            bank.add(key, value, {"task_id": q.task.id, "split": q.split, "index": q.index, "risk": risk,
+                                  "source": "evaluate", "data": source})
+    return bank, left_out

@@ -107,9 +107,14 @@ def task_keys(backbone: nn.Module, examples: list[Example], device: torch.device
     return F.normalize(pooled, dim=-1)
 
 
-def solution_embedding(hidden: torch.Tensor, row: int, start: int, length: int) -> torch.Tensor:
-    """Mean of a sequence's last hidden states over its answer tokens (positions start..)."""
-    return hidden[row, start: start + length].float().mean(0).detach()
+@torch.no_grad()
+def solution_embeddings(policy, examples: list[Example], memory: torch.Tensor | None,
+                        device: torch.device) -> list[torch.Tensor]:
+    """Each example's solution embedding: its last hidden states averaged over its answer tokens."""
+    batch = collate(examples).to(device)
+    _, hidden = policy(batch.input_ids, batch.attention_mask, memory, hidden=True)
+    return [hidden[k, e.answer_start: e.answer_start + e.answer_len].float().mean(0).cpu()
+            for k, e in enumerate(examples)]
 
 
 REFRESH = 0.5
@@ -181,17 +186,15 @@ class MemoryWriter:
         if self.exact:
             answers = decode_queries(self.policy, queries, views, self.max_len, memory)
             solved = [grids_equal(a, q.target.output) for a, q in zip(answers, queries)]
-        batch = collate(examples).to(self.device)
-        _, hidden = self.policy(batch.input_ids, batch.attention_mask, memory, hidden=True)
+        values = solution_embeddings(self.policy, examples, memory, self.device)
         entries = []
         for k, i in enumerate(cand):
             if not solved[k]:
                 continue
-            e, q, v = examples[k], queries[k], views[k]
-            value = solution_embedding(hidden, k, e.answer_start, e.answer_len)
+            q, v = queries[k], views[k]
             meta = {"task_id": q.task.id, "split": q.split, "index": q.index, "epoch": result.epoch + 1,
                     "step": result.step + 1, "risk": result.risk[i], "dihedral": v.dihedral,
                     "colours": list(v.colours), "source": "exact" if self.exact else "risk",
                     "data": q.task.source}  # where the task can be loaded again (recall.py)
-            entries.append((keys[k].cpu(), value.cpu(), meta))
+            entries.append((keys[k].cpu(), values[k], meta))
         return known, entries
