@@ -618,12 +618,12 @@ def evaluation_records(folder: str | Path) -> list[dict]:
 
 def build_bank(args: argparse.Namespace) -> int:
     """Solver2's memory from evaluations of training tasks (`arc-efe bank`), for evaluate --memory."""
-    records = [(folder, r) for folder in args.evaluations for r in evaluation_records(folder)]
+    records = [r for folder in args.evaluations for r in evaluation_records(folder)]
     device = dist.init(args.device)
     run_dir = model_path(args)
     policy, _, _, max_len = load_policy(run_dir, args.model_name or "tiny", device, args.positions)
     print(model_line(args, run_dir).replace("model:", "keys from:", 1), flush=True)
-    bank, left_out = bank_from_evaluations(policy, [r for _, r in records], max_len, ", ".join(args.evaluations))
+    bank, left_out = bank_from_evaluations(policy, records, max_len, ", ".join(args.evaluations))
     bank.save(args.output)
     tasks = len({m["task_id"] for m in bank.meta})
     print(f"wrote {args.output}: {len(bank)} solved test outputs of {tasks} tasks from {len(records)} task lines"
