@@ -19,7 +19,9 @@ For each seed (`evaluate --seed`: views and test-time training draws) the two ar
 by side, one thread each, through `benchmarks/full_eval.py` (resumable: the same command
 goes on after a stop), into OUTPUT_DIR/seed_S/{off,on}. Then it prints, per seed and in all:
 tasks solved with and without memory, the tasks whose answer (either attempt) changed, and
-of those the ones memory made right and the ones it made wrong.
+of those the ones memory made right and the ones it made wrong; with several seeds, also the
+same counts between the runs without memory of one seed and the next (what the seed alone
+moves: the noise that memory's effect must exceed).
 """
 
 from __future__ import annotations
@@ -54,6 +56,16 @@ def compare(off: dict[str, dict], on: dict[str, dict]) -> dict:
             "worse": [t for t in changed if solved(off[t]) and not solved(on[t])]}
 
 
+def seed_noise(offs: list[dict[str, dict]]) -> dict | None:
+    """What the seed alone changes: `compare` of the runs without memory, each seed against the
+    next, summed (None with one seed). Memory's effect is beyond noise only if it exceeds this."""
+    if len(offs) < 2:
+        return None
+    pairs = [compare(a, b) for a, b in zip(offs, offs[1:])]
+    return {"pairs": [[p["off"], p["on"]] for p in pairs], "tasks": sum(p["tasks"] for p in pairs),
+            **{k: sum(len(p[k]) for p in pairs) for k in ("changed", "better", "worse")}}
+
+
 def main() -> None:
     argv, passed = split_passthrough(sys.argv[1:])
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -67,6 +79,7 @@ def main() -> None:
     out = Path(args.output_dir or f"memory_eval/{args.data.replace('/', '_')}")
     out.mkdir(parents=True, exist_ok=True)
     totals = {"tasks": 0, "off": 0, "on": 0, "changed": [], "better": [], "worse": []}
+    offs = []  # the runs without memory, one per seed: how much answers move with the seed alone
     for seed in [int(s) for s in args.seeds.split(",")]:
         procs = []
         for arm, extra in (("off", []), ("on", ["--memory", args.bank])):
@@ -81,7 +94,8 @@ def main() -> None:
             log.close()
         if any(codes):
             raise SystemExit(f"a run of seed {seed} failed: see {out}/seed_{seed}_*.log; the same command goes on")
-        c = compare(records(out / f"seed_{seed}" / "off"), records(out / f"seed_{seed}" / "on"))
+        offs.append(records(out / f"seed_{seed}" / "off"))
+        c = compare(offs[-1], records(out / f"seed_{seed}" / "on"))
         print(f"seed {seed}: solved {c['off']}/{c['tasks']} without memory, {c['on']}/{c['tasks']} with; "
               f"answers changed in {len(c['changed'])} tasks (better: {', '.join(c['better']) or 'none'}; "
               f"worse: {', '.join(c['worse']) or 'none'})", flush=True)
@@ -90,7 +104,13 @@ def main() -> None:
     print(f"in all: solved {totals['off']} without memory, {totals['on']} with, of {totals['tasks']} task runs; "
           f"{len(totals['changed'])} answers changed, {len(totals['better'])} for the better, "
           f"{len(totals['worse'])} for the worse")
-    (out / "summary.json").write_text(json.dumps({**vars(args), "passed": passed, **totals}, indent=1))
+    noise = seed_noise(offs)
+    if noise:
+        print(f"noise, the same arm without memory under another seed: {noise['changed']} answers changed of "
+              f"{noise['tasks']} task runs ({len(noise['pairs'])} pairs of seeds), "
+              f"{noise['better']} for the better, {noise['worse']} for the worse")
+    (out / "summary.json").write_text(json.dumps({**vars(args), "passed": passed, **totals, "noise": noise},
+                                                 indent=1))
 
 
 if __name__ == "__main__":
