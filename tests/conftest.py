@@ -2,9 +2,15 @@ import json
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 
 from arc_efe.data.sources import load_tasks
 from arc_efe.data.tokens import encode_task
+
+# No time limit per generated example: on a loaded, shared machine hypothesis's default 200 ms
+# deadline fails correct code (tests assert behaviour, never speed).
+settings.register_profile("arc-efe", deadline=None)
+settings.load_profile("arc-efe")
 
 
 def small_task(seed: int = 0, n_train: int = 3, n_test: int = 1, with_answers: bool = True) -> dict:
