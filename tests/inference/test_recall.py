@@ -14,6 +14,7 @@ from arc_efe.inference.ttt import TestTimeTrainer, TTTConfig
 from arc_efe.model.policy import Policy
 from arc_efe.model.backbone import BackboneConfig, load_backbone
 from arc_efe.solver2.memory import MemoryBank
+from arc_efe.solver2 import recall as recall_module
 from arc_efe.solver2.recall import Recall
 
 from test_joint import _row_widths
@@ -67,7 +68,8 @@ def test_recall_leaves_out_answered_and_evaluation_tasks_and_never_reads_their_a
         return make_batch(examples, rows_of, packed)
 
     monkeypatch.setattr(ttt_module, "make_batch", spy)
-    trainer = TestTimeTrainer(policy, TTTConfig(steps=12, batch=4, recall_k=2, recall_share=0.5), recall=recall)
+    trainer = TestTimeTrainer(policy, TTTConfig(steps=12, batch=4, recall_k=2, recall_share=0.5, recall_gain=None),
+                              recall=recall)
     with trainer.adapted(answered) as stats:
         pass
     assert stats.recalled[0] == "twin" and len(stats.recalled) == 2
@@ -76,6 +78,62 @@ def test_recall_leaves_out_answered_and_evaluation_tasks_and_never_reads_their_a
     # solved test pairs included); never the answered task's test input (5) or output (7)
     assert set().union(*widths) == {ANSWERED_DEMO, STORED}
     assert any(w == {STORED} for w in widths) and any(w == {ANSWERED_DEMO} for w in widths)
+
+
+def test_the_check_keeps_stored_tasks_that_lower_every_leave_one_out_loss(tmp_path, monkeypatch):
+    """Recall.helpful, with losses stood in for the model's: a stored task is kept only when its
+    pairs lower the loss of each of the task's leave-one-out queries, by min_gain on average."""
+    torch.manual_seed(0)
+    policy = Policy(load_backbone(BackboneConfig(), torch.device("cpu"), torch.float32))
+    answered = _task("answered", 0, ANSWERED_DEMO)
+    recall = Recall.from_bank(policy, _bank_and_data(tmp_path, answered)[0], [answered.id], 2048, tmp_path)
+    stand_in = {"answered": [0.5, 0.5, 0.5], "answered+s1": [0.4, 0.45, 0.3],  # every loss falls
+                "answered+s2": [0.1, 0.1, 0.6],  # a large mean gain, but one query gets worse
+                "answered+twin": [0.49, 0.49, 0.49]}  # every loss falls, by little
+    queries = []
+    monkeypatch.setattr(recall_module, "_example", lambda q, max_len: (queries.append(q), q)[1])
+    monkeypatch.setattr(recall_module, "_answer_loss", lambda policy, q: stand_in[q.task.id][_own_index(q)])
+    by_id = {q.task.id: q for q in recall.queries}
+    candidates = [by_id["s1"], by_id["s2"], by_id["twin"]]
+    assert [q.task.id for q in recall.helpful(policy, answered, candidates, 2048, 0.0)] == ["s1", "twin"]
+    assert [q.task.id for q in recall.helpful(policy, answered, candidates, 2048, 0.05)] == ["s1"]
+    assert recall.helpful(policy, answered, candidates, 2048, 0.2) == []
+    # a candidate's pairs come first, its solved test pair with them; the queries are the task's own
+    mixed = [q for q in queries if q.task.id == "answered+s1"][:3]  # of the first call
+    assert [q.index for q in mixed] == [4, 5, 6] and mixed[0].task.train[3] is by_id["s1"].target
+    assert all(q.task.test == () and q.task.train[4:] == answered.train for q in mixed)
+
+
+def _own_index(query):
+    """The index among the answered task's demonstrations of a query of a (mixed) task."""
+    return query.index - (len(query.task.train) - 3)
+
+
+def test_the_check_runs_the_model_and_never_reads_a_test_pair(tmp_path, monkeypatch):
+    torch.manual_seed(0)
+    policy = Policy(load_backbone(BackboneConfig(), torch.device("cpu"), torch.float32))
+    answered = _task("answered", 0, ANSWERED_DEMO)
+    recall = Recall.from_bank(policy, _bank_and_data(tmp_path, answered)[0], [answered.id], 2048, tmp_path)
+    seen = []
+    monkeypatch.setattr(recall_module, "make_batch",
+                        lambda ex, rows_of, packed=True: (seen.extend(ex), make_batch(ex, rows_of))[1])
+    near = recall.nearest(policy, answered, 3, 2048)
+    assert recall.helpful(policy, answered, near, 2048, 1e9) == []  # no stored task gives that much
+    # the task's demonstrations (3 wide) and the stored tasks' grids (4 wide); never the test pair
+    assert set().union(*(_row_widths(e.tokens) for e in seen)) == {ANSWERED_DEMO, STORED}
+    assert len(seen) == 3 + 3 * 3  # 3 leave-one-out queries alone, then with each stored task
+    kept = recall.helpful(policy, answered, near, 2048, 0.0)
+    assert all(q in near for q in kept)
+    # too short a context for any stored task's pairs with the demonstrations: nothing passes
+    assert recall.helpful(policy, answered, near, 60, 0.0) == []
+
+    trainer = TestTimeTrainer(policy, TTTConfig(steps=2, batch=2, recall_k=1, recall_search=3), recall=recall)
+    with trainer.adapted(answered) as stats:
+        pass
+    assert stats.checked == tuple(q.task.id for q in near) and len(stats.recalled) <= 1
+    assert set(stats.recalled) <= {q.task.id for q in kept}
+    with pytest.raises(ValueError, match="checks at least k"):
+        TTTConfig(recall_k=3, recall_search=2)
 
 
 def test_without_recall_the_sequences_are_unchanged(monkeypatch):
@@ -102,12 +160,22 @@ def test_evaluate_with_memory_recalls_and_a_damaged_bank_is_one_line(tmp_path, c
     tasks.write_text(json.dumps({answered.id: answered.to_json()}))
     args = ["evaluate", "--data", str(tasks), "--checkpoint", "fresh", "--device", "cpu", "--views", "1",
             "--decoder", "greedy", "--ttt-steps", "2", "--no-progress", "--memory", str(tmp_path / "bank")]
-    assert main([*args, "--output-dir", str(tmp_path / "ev")]) == 0
+    assert main([*args, "--memory-gain", "off", "--output-dir", str(tmp_path / "ev")]) == 0
     out = capsys.readouterr().out
     assert "memory: 3 solved training tasks (left out: 1 entries: a generated task, 2 entries: an evaluation " \
-           "task or one being answered)" in out
+           "task or one being answered)" in out and "trains on its 2 nearest (25%" in out
     record = json.loads((tmp_path / "ev" / "eval.jsonl").read_text())
     assert record["ttt"]["recalled"][0] == "twin" and len(record["ttt"]["recalled"]) == 2
+    assert "checked" not in record["ttt"]
+    # the default: the 3 nearest (all of them) checked, up to 2 trained on
+    assert main([*args, "--memory-search", "3", "--output-dir", str(tmp_path / "ev1")]) == 0
+    assert "up to 2 of its 3 nearest that lower its leave-one-out loss by 0.01 or more" in capsys.readouterr().out
+    record = json.loads((tmp_path / "ev1" / "eval.jsonl").read_text())
+    assert sorted(record["ttt"]["checked"]) == ["s1", "s2", "twin"]
+    assert set(record["ttt"].get("recalled", [])) <= {"s1", "s2", "twin"}
+    with pytest.raises(SystemExit):
+        main([*args, "--memory-gain", "-1", "--output-dir", str(tmp_path / "ev4")])
+    assert "expected a number >= 0 or off, got '-1'" in capsys.readouterr().err
 
     damaged = tmp_path / "bank" / "memory.safetensors"
     damaged.write_bytes(damaged.read_bytes()[:50])

@@ -174,7 +174,8 @@ def add_inference_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--memory", default=None, metavar="PATH",
                    help="Solver2's memory of solved training tasks: a bank folder (memory.json), a training "
                         "run (its final bank) or one checkpoint. Each task's test-time training also draws "
-                        "--memory-share of its sequences from the --memory-k stored tasks nearest to it. "
+                        "--memory-share of its sequences from up to --memory-k stored tasks: of the "
+                        "--memory-search nearest to it by key, those that pass the check (--memory-gain). "
                         "Entries of evaluation tasks and of the tasks being answered are left out")
     # None: TTTConfig's defaults (and a resumed evaluation from before these flags keeps its settings)
     g.add_argument("--memory-k", type=int, default=None,
@@ -182,6 +183,14 @@ def add_inference_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--memory-share", type=float, default=None,
                    help="share of test-time training sequences drawn from the recalled tasks (with --memory; "
                         f"default {TTTConfig.recall_share})")
+    g.add_argument("--memory-search", type=int, default=None,
+                   help=f"stored tasks nearest by key that are checked (with --memory; default "
+                        f"{TTTConfig.recall_search})")
+    g.add_argument("--memory-gain", type=_gain, default=None, metavar="G|off",
+                   help="a checked stored task is trained on when its pairs, put before the task's own "
+                        "demonstrations, lower the model's loss on each of them (leave-one-out), on average "
+                        f"by at least G (with --memory; default {TTTConfig.recall_gain}); off: no check, the "
+                        "--memory-k nearest by key")
     g.add_argument("--ttt-views", choices=(AUTO, *TTT_VIEWS), default=AUTO,
                    help="what varies between test-time training sequences: all (dihedral x colours x "
                         "demonstration order), geometry (no colour permutation), colours (no dihedral "
@@ -189,6 +198,19 @@ def add_inference_args(p: argparse.ArgumentParser) -> None:
                         "not seem to touch are permuted). auto (default): rule for an untrained backbone, "
                         "which cannot read a rule in context and so must keep one rule in every view; "
                         "all for a trained model")
+
+
+def _gain(text: str) -> float | str:
+    """--memory-gain: a number >= 0, or "off"."""
+    if text == "off":
+        return text
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"expected a number >= 0 or off, got {text!r}")
+    return value
 
 
 def ttt_budget(steps: int | None, seconds: float | None, device: torch.device) -> tuple[int, float | None]:
@@ -221,8 +243,10 @@ def configs_from_args(args: argparse.Namespace, max_len: int, device: torch.devi
         ttt = TTTConfig(steps=steps, lr=args.ttt_lr, rank=args.ttt_rank, mode=args.ttt_mode,
                         batch=args.ttt_batch, seconds=seconds, max_len=max_len, seed=args.seed,
                         views=ttt_views, max_tokens=args.ttt_tokens,
-                        **{k: v for k, v in (("recall_k", args.memory_k), ("recall_share", args.memory_share))
-                           if v is not None})
+                        **{k: v for k, v in (("recall_k", args.memory_k), ("recall_share", args.memory_share),
+                                             ("recall_search", args.memory_search)) if v is not None},
+                        **({} if args.memory_gain is None else
+                           {"recall_gain": None if args.memory_gain == "off" else args.memory_gain}))
     except ValueError as e:
         raise ArcEfeError(str(e)) from None
     return inf, ttt
@@ -311,7 +335,8 @@ def eval_record(task: Task, result: TaskResult, source: str, solutions: str | No
         "votes": [c.votes if c else 0 for c in chosen],
         "ttt": {"steps": result.ttt.steps, "first_loss": finite(result.ttt.first_loss),
                 "last_loss": finite(result.ttt.last_loss), "seconds": round(result.ttt.seconds, 3),
-                **({"recalled": list(result.ttt.recalled)} if result.ttt.recalled else {})},
+                **({"recalled": list(result.ttt.recalled)} if result.ttt.recalled else {}),
+                **({"checked": list(result.ttt.checked)} if result.ttt.checked else {})},
     }
 
 
@@ -384,8 +409,11 @@ def _setup(args: argparse.Namespace, joint: bool = False, answering: Sequence[st
     recall = None
     if args.memory:
         recall = load_recall(args.memory, policy, answering, inf.max_len)
-        dist.print0(f"memory: {recall.summary()} from {args.memory}; each task also trains on its "
-                    f"{ttt.recall_k} nearest ({ttt.recall_share:.0%} of its test-time training sequences)", flush=True)
+        chosen = (f"{ttt.recall_k} nearest" if ttt.recall_gain is None else
+                  f"up to {ttt.recall_k} of its {ttt.recall_search} nearest that lower its leave-one-out loss "
+                  f"by {ttt.recall_gain} or more")
+        dist.print0(f"memory: {recall.summary()} from {args.memory}; each task also trains on its {chosen} "
+                    f"({ttt.recall_share:.0%} of its test-time training sequences)", flush=True)
         if not ttt.enabled:
             dist.print0("note: --memory is used by test-time training, which is off (--ttt-steps 0)", file=sys.stderr)
     trainer = TestTimeTrainer(policy, ttt, joint=joint, recall=recall) if ttt.enabled or joint else None

@@ -82,13 +82,18 @@ class TTTConfig:
     max_tokens: int = 8192  # tokens of one step: fewer than `batch` sequences when they are long
     seed: int = 0
     views: str = "all"  # what varies between training sequences: see TTT_VIEWS
-    recall_k: int = 2  # with a Recall (Solver2's memory): the nearest solved training tasks trained on too
+    recall_k: int = 2  # with a Recall (Solver2's memory): at most this many solved training tasks trained on too
     recall_share: float = 0.25  # the share of sequences drawn from them
+    recall_search: int = 4  # stored tasks nearest by key that are checked (Recall.helpful)
+    recall_gain: float | None = 0.01  # the mean loss fall a checked task must give; None: no check, the k nearest
 
     def __post_init__(self) -> None:
         if self.recall_k < 0 or not 0.0 <= self.recall_share < 1.0:
             raise ValueError(f"memory recall needs k >= 0 and a share in [0, 1), got {self.recall_k} and "
                              f"{self.recall_share}")
+        if self.recall_search < self.recall_k or (self.recall_gain is not None and self.recall_gain < 0):
+            raise ValueError(f"memory recall checks at least k stored tasks for a gain >= 0, got "
+                             f"{self.recall_search} for k {self.recall_k} and gain {self.recall_gain}")
         if self.views not in TTT_VIEWS:
             raise ValueError(f"test-time training views must be one of {', '.join(TTT_VIEWS)}, got {self.views!r}")
         if self.mode not in ("auto", "full", "lora"):
@@ -108,6 +113,7 @@ class TTTStats:
     last_loss: float | None = None  # mean of the last few steps' losses
     seconds: float = 0.0
     recalled: tuple[str, ...] = ()  # the solved training tasks trained on with this task (Solver2's memory)
+    checked: tuple[str, ...] = ()  # the stored tasks nearest by key that were checked for it
 
     @classmethod
     def of(cls, losses: list[float], start: float) -> "TTTStats":
@@ -237,16 +243,29 @@ class TestTimeTrainer:
     def _train(self, task: Task) -> TTTStats:
         if len(task.train) < 2:
             return TTTStats()  # leave-one-out needs two demonstrations
+        start = time.time()  # the memory's check is part of the task's seconds
         rng = np.random.default_rng(_task_seed(self.cfg.seed, task.id))
-        recalled = [] if self.recall is None else self.recall.nearest(self.policy, task, self.cfg.recall_k,
-                                                                      self.cfg.max_len)
-        stats = self._fit(lambda: self._examples(task, rng, recalled), self.cfg.steps, self.cfg.seconds)
-        stats.recalled = tuple(q.task.id for q in recalled)
+        checked, recalled = self._recall(task)
+        stats = self._fit(lambda: self._examples(task, rng, recalled), self.cfg.steps, self.cfg.seconds, start)
+        stats.recalled, stats.checked = tuple(q.task.id for q in recalled), tuple(q.task.id for q in checked)
         return stats
 
-    def _fit(self, draw: Callable[[], list[Example]], steps: int, seconds: float | None) -> TTTStats:
-        """Optimizer steps on drawn sequences (the EFE risk term) until `steps` or `seconds` run out."""
-        start = time.time()
+    def _recall(self, task: Task) -> tuple[list[Query], list[Query]]:
+        """(the stored tasks checked for `task`, those trained on with it): Solver2's memory."""
+        cfg = self.cfg
+        if self.recall is None or cfg.recall_k == 0:
+            return [], []
+        if cfg.recall_gain is None:
+            near = self.recall.nearest(self.policy, task, cfg.recall_k, cfg.max_len)
+            return [], near
+        near = self.recall.nearest(self.policy, task, cfg.recall_search, cfg.max_len)
+        return near, self.recall.helpful(self.policy, task, near, cfg.max_len, cfg.recall_gain)[:cfg.recall_k]
+
+    def _fit(self, draw: Callable[[], list[Example]], steps: int, seconds: float | None,
+             start: float | None = None) -> TTTStats:
+        """Optimizer steps on drawn sequences (the EFE risk term) until `steps` or `seconds`
+        (counted from `start`, by default now) run out."""
+        start = time.time() if start is None else start
         policy = self.policy
         device = next(policy.backbone.parameters()).device
         dtype = next(policy.backbone.parameters()).dtype

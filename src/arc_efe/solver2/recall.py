@@ -6,9 +6,13 @@ index and the data source the task came from. At evaluation (`arc-efe evaluate -
 PATH`), `Recall` turns a saved bank back into those solved tasks, keys each one with the
 model that answers (the task encoder of retrieval.py: its last hidden states pooled over the
 demonstrations of the solved query) and, for each task being answered, finds the `k` stored
-tasks whose keys are nearest to the key of that task's own demonstrations. Test-time
-training (inference/ttt.py) then draws a share of its sequences from them: their
-demonstrations, leave-one-out, and their solved queries.
+tasks whose keys are nearest to the key of that task's own demonstrations. A near key is not
+the same rule (the pooled keys of ARC tasks are nearly collinear: cosines of 0.84 to 0.997 to
+the nearest stored task on the development split), so each candidate is checked first
+(`Recall.helpful`): its pairs, put before the task's own demonstrations, must make the model
+read every one of those demonstrations better (a lower loss on each leave-one-out query).
+Test-time training (inference/ttt.py) then draws a share of its sequences from the tasks that
+pass: their demonstrations, leave-one-out, and their solved queries.
 
 What it never reads is an answer of a task being answered: entries of any task id of an ARC
 evaluation set, or of the tasks being answered, are left out when the bank is read (ARC-AGI-2
@@ -25,21 +29,25 @@ queries a training run answers greedily.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
 
 import torch
+import torch.nn.functional as F
 
 from ..data.dataset import Query, make_queries
+from ..data.packing import make_batch
 from ..data.scoring import score_submission
-from ..data.sequences import forward_example
+from ..data.sequences import Example, forward_example
 from ..data.sources import evaluation_ids, load_tasks
 from ..data.synthetic import is_synthetic
 from ..data.tasks import Task
 from ..data.tokens import SequenceTooLong
 from ..data.views import View
 from ..errors import ArcEfeError
+from ..model.device import autocast
 from .memory import MemoryBank
 from .retrieval import solution_embeddings, task_keys
 
@@ -112,11 +120,56 @@ class Recall:
         order = torch.argsort(self.keys @ key, descending=True).tolist()
         return [self.queries[i] for i in order if self.queries[i].task.id != task.id][:k]
 
+    @torch.no_grad()
+    def helpful(self, policy, task: Task, candidates: list[Query], max_len: int,
+                min_gain: float) -> list[Query]:
+        """The `candidates` whose pairs (demonstrations and solved query) help the model read
+        `task`: put before `task`'s demonstrations, they lower the loss of every leave-one-out
+        query of `task`, and on average by at least `min_gain` (the loss per answer token over
+        log(vocabulary), as test-time training's). A query that loses a demonstration to
+        `max_len` counts as not helped. Only `task.train` is read: never a test pair."""
+        own = [q for q in make_queries([task], "train") if q.context]
+        base = [_answer_loss(policy, _example(q, max_len)) for q in own]
+        if not own or any(b is None for b in base):
+            return []
+        kept = []
+        for cand in candidates:
+            pairs = (*cand.task.train, cand.target) if cand.split == "test" else cand.task.train
+            mixed = Task(f"{task.id}+{cand.task.id}", (*pairs, *task.train), ())
+            losses = [_answer_loss(policy, _example(Query(mixed, len(pairs) + q.index, "train"), max_len))
+                      for q in own]
+            if any(x is None for x in losses):
+                continue
+            gains = [b - x for b, x in zip(base, losses)]
+            if min(gains) > 0 and sum(gains) / len(gains) >= min_gain:
+                kept.append(cand)
+        return kept
+
     def summary(self) -> str:
         out = f"{len(self)} solved training tasks"
         if self.left_out:
             out += " (left out: " + ", ".join(f"{n} entries: {why}" for why, n in sorted(self.left_out.items())) + ")"
         return out
+
+
+def _example(query: Query, max_len: int) -> Example | None:
+    """The query's sequence as it is (no view), or None when it does not fit whole."""
+    try:
+        example = forward_example(query, View(), max_len)
+    except SequenceTooLong:
+        return None
+    return None if example.dropped else example
+
+
+def _answer_loss(policy, example: Example | None) -> float | None:
+    """The model's mean loss on the answer tokens of `example`, over log(vocabulary)."""
+    if example is None:
+        return None
+    parameter = next(policy.backbone.parameters())
+    batch = make_batch([example], None).to(parameter.device)
+    with autocast(parameter.device, parameter.dtype):
+        logits = policy(batch.input_ids, **batch.model_inputs())
+    return F.cross_entropy(logits[batch.rows, batch.cols].float(), batch.targets).item() / math.log(logits.shape[-1])
 
 
 def bank_from_evaluations(policy, records: Iterable[dict[str, Any]], max_len: int,
