@@ -131,7 +131,7 @@ class TestTimeTrainer:
 
     def __init__(self, policy: Policy, cfg: TTTConfig, joint: bool = False, recall: Recall | None = None):
         """`joint`: `fit_jointly` will train too (so a lora adapter is needed even without per-task steps).
-        `recall`: Solver2's solved training tasks; each task also trains on its nearest ones."""
+        `recall`: Solver2's solved training tasks; each task also trains on the nearest that pass the check."""
         self.policy = policy
         self.cfg = cfg
         self.recall = recall
