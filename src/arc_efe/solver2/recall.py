@@ -29,13 +29,11 @@ queries a training run answers greedily.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
 
 import torch
-import torch.nn.functional as F
 
 from ..data.dataset import Query, make_queries
 from ..data.packing import make_batch
@@ -47,6 +45,7 @@ from ..data.tasks import Task
 from ..data.tokens import SequenceTooLong
 from ..data.views import View
 from ..errors import ArcEfeError
+from ..loss import risk_sum
 from ..model.device import autocast
 from .memory import MemoryBank
 from .retrieval import solution_embeddings, task_keys
@@ -127,7 +126,8 @@ class Recall:
         `task`: put before `task`'s demonstrations, they lower the loss of every leave-one-out
         query of `task`, and on average by at least `min_gain` (the loss per answer token over
         log(vocabulary), as test-time training's). A query that loses a demonstration to
-        `max_len` counts as not helped. Only `task.train` is read: never a test pair."""
+        `max_len` counts as not helped, and a task whose own queries do not fit whole keeps
+        none. Only `task.train` is read: never a test pair."""
         own = [q for q in make_queries([task], "train") if q.context]
         base = [_answer_loss(policy, _example(q, max_len)) for q in own]
         if not own or any(b is None for b in base):
@@ -162,14 +162,14 @@ def _example(query: Query, max_len: int) -> Example | None:
 
 
 def _answer_loss(policy, example: Example | None) -> float | None:
-    """The model's mean loss on the answer tokens of `example`, over log(vocabulary)."""
+    """The model's mean loss on the answer tokens of `example`: the EFE risk term per token."""
     if example is None:
         return None
     parameter = next(policy.backbone.parameters())
     batch = make_batch([example], None).to(parameter.device)
     with autocast(parameter.device, parameter.dtype):
         logits = policy(batch.input_ids, **batch.model_inputs())
-    return F.cross_entropy(logits[batch.rows, batch.cols].float(), batch.targets).item() / math.log(logits.shape[-1])
+    return risk_sum(logits[batch.rows, batch.cols], batch.targets).item() / len(batch.targets)
 
 
 def bank_from_evaluations(policy, records: Iterable[dict[str, Any]], max_len: int,
