@@ -7,8 +7,8 @@ PATH`), `Recall` turns a saved bank back into those solved tasks, keys each one 
 model that answers (the task encoder of retrieval.py: its last hidden states pooled over the
 demonstrations of the solved query) and, for each task being answered, finds the `k` stored
 tasks whose keys are nearest to the key of that task's own demonstrations. A near key is not
-the same rule (the pooled keys of ARC tasks are nearly collinear: cosines of 0.84 to 0.997 to
-the nearest stored task on the development split), so each candidate is checked first
+the same rule (pooled keys of unlike ARC tasks are near too: README, Solver2), so each
+candidate is checked first
 (`Recall.helpful`): its pairs, put before the task's own demonstrations, must make the model
 read every one of those demonstrations better (a lower loss on each leave-one-out query).
 Test-time training (inference/ttt.py) then draws a share of its sequences from the tasks that
