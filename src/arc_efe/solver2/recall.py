@@ -29,11 +29,13 @@ queries a training run answers greedily.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
 
 import torch
+import torch.nn.functional as F
 
 from ..data.dataset import Query, make_queries
 from ..data.packing import make_batch
@@ -45,7 +47,6 @@ from ..data.tasks import Task
 from ..data.tokens import SequenceTooLong
 from ..data.views import View
 from ..errors import ArcEfeError
-from ..loss import risk_sum
 from ..model.device import autocast
 from .memory import MemoryBank
 from .retrieval import solution_embeddings, task_keys
@@ -162,14 +163,14 @@ def _example(query: Query, max_len: int) -> Example | None:
 
 
 def _answer_loss(policy, example: Example | None) -> float | None:
-    """The model's mean loss on the answer tokens of `example`: the EFE risk term per token."""
+    """The model's mean loss on the answer tokens of `example`, over log(vocabulary)."""
     if example is None:
         return None
     parameter = next(policy.backbone.parameters())
     batch = make_batch([example], None).to(parameter.device)
     with autocast(parameter.device, parameter.dtype):
         logits = policy(batch.input_ids, **batch.model_inputs())
-    return risk_sum(logits[batch.rows, batch.cols], batch.targets).item() / len(batch.targets)
+    return F.cross_entropy(logits[batch.rows, batch.cols].float(), batch.targets).item() / math.log(logits.shape[-1])
 
 
 def bank_from_evaluations(policy, records: Iterable[dict[str, Any]], max_len: int,
