@@ -89,6 +89,13 @@ class Recall:
                 raise ArcEfeError(f"{where}: entry of task {task_id} ({split} {index}) is not a solved query "
                                   f"of {m['data']}")
             queries.append(Query(task, index, split))
+        return cls.of_queries(policy, queries, max_len, left_out)
+
+    @classmethod
+    def of_queries(cls, policy, queries: Iterable[Query], max_len: int,
+                   left_out: dict[str, int] | None = None) -> "Recall":
+        """Solved queries (one per task), keyed by `policy`; those longer than `max_len` are left out."""
+        left_out = dict(left_out or {})
         examples, kept = [], []
         for q in queries:
             try:
@@ -129,17 +136,13 @@ class Recall:
         log(vocabulary), as test-time training's). A query that loses a demonstration to
         `max_len` counts as not helped, and a task whose own queries do not fit whole keeps
         none. Only `task.train` is read: never a test pair."""
-        own = [q for q in make_queries([task], "train") if q.context]
-        base = [_answer_loss(policy, _example(q, max_len)) for q in own]
-        if not own or any(b is None for b in base):
+        base = loo_losses(policy, task, max_len)
+        if not base:
             return []
         kept = []
         for cand in candidates:
-            pairs = (*cand.task.train, cand.target) if cand.split == "test" else cand.task.train
-            mixed = Task(f"{task.id}+{cand.task.id}", (*pairs, *task.train), ())
-            losses = [_answer_loss(policy, _example(Query(mixed, len(pairs) + q.index, "train"), max_len))
-                      for q in own]
-            if any(x is None for x in losses):
+            losses = loo_losses(policy, task, max_len, cand)
+            if losses is None:
                 continue
             gains = [b - x for b, x in zip(base, losses)]
             if min(gains) > 0 and sum(gains) / len(gains) >= min_gain:
@@ -151,6 +154,22 @@ class Recall:
         if self.left_out:
             out += " (left out: " + ", ".join(f"{n} entries: {why}" for why, n in sorted(self.left_out.items())) + ")"
         return out
+
+
+@torch.no_grad()
+def loo_losses(policy, task: Task, max_len: int, stored: Query | None = None) -> list[float] | None:
+    """The model's loss (per answer token, over log(vocabulary)) on each leave-one-out query of
+    `task`'s demonstrations; with a `stored` solved query, its task's pairs (demonstrations,
+    and the solved query when it is a test pair) put first in every context. None when a query
+    does not fit `max_len` whole, [] when `task` has fewer than two demonstrations. Of `task`,
+    only its demonstrations are read."""
+    own = [q for q in make_queries([task], "train") if q.context]
+    before: tuple = ()
+    if stored is not None:
+        before = (*stored.task.train, stored.target) if stored.split == "test" else tuple(stored.task.train)
+    mixed = Task(f"{task.id}+{stored.task.id}", (*before, *task.train), ()) if stored is not None else task
+    losses = [_answer_loss(policy, _example(Query(mixed, len(before) + q.index, "train"), max_len)) for q in own]
+    return None if any(x is None for x in losses) else losses
 
 
 def _example(query: Query, max_len: int) -> Example | None:
