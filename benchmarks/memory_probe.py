@@ -36,7 +36,7 @@ from arc_efe.data.tasks import Task
 from arc_efe.inference.evaluate import load_policy, load_recall
 from arc_efe.inference.ttt import TestTimeTrainer, TTTConfig
 from arc_efe.saved.modelfolder import shipped_model
-from arc_efe.solver2.recall import Recall, loo_losses
+from arc_efe.solver2.recall import Recall, loo_losses, solved_pairs
 
 from full_eval import chosen_tasks
 
@@ -52,9 +52,9 @@ def stored_recall(args: argparse.Namespace, policy, answering: list[str]) -> Rec
 
 def weight_change(trainer: TestTimeTrainer, stored: Query) -> list[torch.Tensor]:
     """What `trainer`'s test-time training on the stored task changes in the weights."""
-    pairs = (*stored.task.train, stored.target) if stored.split == "test" else tuple(stored.task.train)
-    with trainer.adapted(Task(stored.task.id, pairs, ())):
-        return [p.detach() - p0 for p, p0 in zip(trainer.params, trainer._initial)]
+    before = [p.detach().clone() for p in trainer.params]
+    with trainer.adapted(Task(stored.task.id, solved_pairs(stored), ())):
+        return [p.detach() - p0 for p, p0 in zip(trainer.params, before)]
 
 
 @torch.no_grad()

@@ -156,6 +156,11 @@ class Recall:
         return out
 
 
+def solved_pairs(query: Query) -> tuple:
+    """A stored task's pairs: its demonstrations, and its solved query when that is a test pair."""
+    return (*query.task.train, query.target) if query.split == "test" else tuple(query.task.train)
+
+
 @torch.no_grad()
 def loo_losses(policy, task: Task, max_len: int, stored: Query | None = None) -> list[float] | None:
     """The model's loss (per answer token, over log(vocabulary)) on each leave-one-out query of
@@ -164,9 +169,7 @@ def loo_losses(policy, task: Task, max_len: int, stored: Query | None = None) ->
     does not fit `max_len` whole, [] when `task` has fewer than two demonstrations. Of `task`,
     only its demonstrations are read."""
     own = [q for q in make_queries([task], "train") if q.context]
-    before: tuple = ()
-    if stored is not None:
-        before = (*stored.task.train, stored.target) if stored.split == "test" else tuple(stored.task.train)
+    before = solved_pairs(stored) if stored is not None else ()
     mixed = Task(f"{task.id}+{stored.task.id}", (*before, *task.train), ()) if stored is not None else task
     losses = [_answer_loss(policy, _example(Query(mixed, len(before) + q.index, "train"), max_len)) for q in own]
     return None if any(x is None for x in losses) else losses
