@@ -70,7 +70,7 @@ def test_export_kaggle_then_score_roundtrip(tmp_path, capsys):
     capsys.readouterr()
     assert main(["score", str(tmp_path / "submission.json"), "--data", str(ch), "--quiet"]) == 0
     out = capsys.readouterr().out
-    assert "score 0.0025 (0.25%) over 400 tasks: 1 tasks fully solved" in out
+    assert "score 0.0025 (0.25%) over 400 tasks: 1 task fully solved" in out
 
 
 def test_score_reports_malformed_submission_without_crash(tmp_path, capsys):

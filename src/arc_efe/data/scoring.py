@@ -59,7 +59,7 @@ class ScoreReport:
 
     def summary(self) -> str:
         return (f"score {self.score:.4f} ({self.score * 100:.2f}%) over {len(self.tasks)} tasks: "
-                f"{self.tasks_solved} tasks fully solved, "
+                f"{self.tasks_solved} {'task' if self.tasks_solved == 1 else 'tasks'} fully solved, "
                 f"{self.outputs_right}/{self.outputs_total} test outputs right")
 
 
