@@ -16,7 +16,7 @@ from arc_efe.data.tasks import Pair, Task
 from arc_efe.data.tokens import END, IN, OUT, VOCAB_SIZE, encode_task
 from arc_efe.inference.decoding import answer_logliks, dfs_candidates, prompt_logliks
 from arc_efe.inference.pipeline import InferenceConfig, solve_output, solve_task, task_views
-from arc_efe.inference.selection import Candidate, choose_two, grid_key, rank
+from arc_efe.inference.selection import Candidate, choose_two, rank
 from arc_efe.inference.ttt import TestTimeTrainer, TTTConfig
 from arc_efe.model.policy import CACHE_KEY, Policy
 from arc_efe.model.backbone import BackboneConfig, load_backbone
@@ -361,33 +361,3 @@ def test_decoders_keep_to_the_demonstrations_size_unless_told_not_to():
     query = make_queries([task], "test")
     assert decode_queries(policy, query, View(), 512)[0].shape == (1, 3)
     assert np.array_equal(decode_queries(policy, query, View(), 512, shape_rule=False)[0], q)
-
-
-@pytest.mark.parametrize("mode", ["full", "lora"])
-def test_experts_pool_their_candidates_and_each_scores_every_one(mode):
-    policy = _tiny_policy()
-    before = {n: p.detach().clone() for n, p in policy.backbone.named_parameters()}
-    task, _ = _recolour_task(2)
-    trainer = TestTimeTrainer(policy, TTTConfig(steps=4, lr=3e-3, mode=mode, batch=4))
-    with trainer.adapted(task, run=0):
-        first = trainer.trained()
-    with trainer.adapted(task, run=1):
-        second = trainer.trained()
-    assert any(not torch.equal(a, b) for a, b in zip(first, second))  # the second expert drew other sequences
-    cfg = dict(views=3, decoder="dfs", min_prob=0.05, max_side=4)
-    alone = solve_task(policy, task, InferenceConfig(**cfg), trainer)
-    pooled = solve_task(policy, task, InferenceConfig(**cfg, experts=2), trainer)
-    trainer.close()
-    assert alone.ttt.steps == 4 and pooled.ttt.steps == 8
-    keys = {grid_key(c.grid) for c in pooled.outputs[0].candidates}
-    assert {grid_key(c.grid) for c in alone.outputs[0].candidates} <= keys  # expert 0 is the run alone
-    assert all(len(c.logliks) == 6 for c in pooled.outputs[0].candidates)  # 3 views x 2 experts
-    assert sum(c.votes for c in pooled.outputs[0].candidates) >= sum(c.votes for c in alone.outputs[0].candidates)
-    assert pooled.outputs[0].candidates == rank(pooled.outputs[0].candidates)
-    after = dict(policy.backbone.named_parameters())
-    assert set(after) == set(before) and all(torch.equal(before[n], after[n]) for n in before)
-
-
-def test_experts_must_be_positive():
-    with pytest.raises(ValueError, match="--experts"):
-        InferenceConfig(experts=0)

@@ -154,11 +154,6 @@ def add_inference_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--ttt-steps", type=int, default=None,
                    help=f"optimizer steps per task; 0 = off (fastest; a fresh backbone then answers at random). "
                         f"Default: {GPU_TTT_STEPS} on a GPU; on a CPU a budget of --ttt-seconds")
-    g.add_argument("--experts", type=int, default=None, metavar="N",
-                   help="train on each task N times from the same start, each on its own draws of views, and "
-                        "answer under each one's own views; all candidates are pooled and scored under every "
-                        "view of every expert (a product of experts over the trained models). N times the "
-                        "test-time training and answering (the budget is per expert). Default 1")
     g.add_argument("--ttt-lr", type=float, default=1e-3)
     g.add_argument("--ttt-rank", type=int, default=16, help="LoRA rank when the adapter is LoRA")
     g.add_argument("--ttt-mode", choices=("auto", "full", "lora"), default="auto",
@@ -244,7 +239,7 @@ def configs_from_args(args: argparse.Namespace, max_len: int, device: torch.devi
         inf = InferenceConfig(views=args.views, view_kind=answer_views, decoder=args.decoder, min_prob=args.min_prob,
                               max_candidates=args.max_candidates, vote_weight=args.vote_weight,
                               max_side=args.max_side, max_len=max_len, seed=args.seed,
-                              shape_rule=args.shape_rule, experts=args.experts or 1)
+                              shape_rule=args.shape_rule)
         ttt = TTTConfig(steps=steps, lr=args.ttt_lr, rank=args.ttt_rank, mode=args.ttt_mode,
                         batch=args.ttt_batch, seconds=seconds, max_len=max_len, seed=args.seed,
                         views=ttt_views, max_tokens=args.ttt_tokens,

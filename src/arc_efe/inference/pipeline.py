@@ -15,14 +15,6 @@ decoding always ends in a well-formed grid, and when no prompt fits at all (a `m
 smaller than the query itself) the fallback answers the test input as it is (or a blank grid
 of the size the demonstrations agree on), and `OutputResult.fallback` says why.
 
-Experts (`experts` > 1, with test-time training): the task is trained on `experts` times from
-the same start, each time on other draws of views and demonstrations (the trainer's `run`) and
-answered under its own views; the candidates of all of them are pooled (votes added up) and
-each is scored under every view of every expert, so the product of experts spans the trained
-models as well as the views. A run that trained longer on the same draws fits the
-demonstrations closer but agrees with itself; experts that disagree find other answers, and
-their product keeps the ones they all find likely.
-
 Solver2 joins through `memory_fn`: given the prompts of a batch, it returns the gated
 readout of the memory bank for each, which is added to the prompt's embeddings both when
 candidates are decoded and when they are scored.
@@ -68,15 +60,12 @@ class InferenceConfig:
     max_len: int = MAX_CONTEXT
     seed: int = 0
     in_context: bool = True  # prompts hold the demonstrations; False: the test input alone (task_vectors.py)
-    experts: int = 1  # test-time trainings per task, pooled and scored together (module docstring)
 
     def __post_init__(self) -> None:
         if self.max_len < 64:
             raise ValueError(f"--max-context must be at least 64 tokens, got {self.max_len}")
         if self.views < 1:
             raise ValueError(f"--views must be at least 1, got {self.views}")
-        if self.experts < 1:
-            raise ValueError(f"--experts must be at least 1, got {self.experts}")
         if self.view_kind not in VIEW_KINDS:
             raise ValueError(f"answer views must be one of {', '.join(VIEW_KINDS)}, got {self.view_kind!r}")
         if self.decoder not in ("dfs", "greedy"):
@@ -105,15 +94,13 @@ class TaskResult:
     ttt: TTTStats = field(default_factory=TTTStats)
 
 
-def task_views(task: Task, n: int, seed: int = 0, kind: str = "all", expert: int = 0) -> list[View]:
+def task_views(task: Task, n: int, seed: int = 0, kind: str = "all") -> list[View]:
     """`n` views of `task`, the identity first; deterministic for (seed, task id). `kind`
     "all": each of the eight orientations in turn, colours and demonstration order at
     random; "rule": the grids keep their orientation and only the colours the rule does not
     seem to act on are permuted (`rule_keeping_view`), for a model that cannot yet read a
-    rule in context and so answers only in the frame it trained on. `expert` > 0 draws another
-    set (the identity still first)."""
-    name = task.id if expert == 0 else f"{task.id}#{expert}"
-    rng = np.random.default_rng(int.from_bytes(hashlib.sha256(f"views:{seed}:{name}".encode()).digest()[:8],
+    rule in context and so answers only in the frame it trained on."""
+    rng = np.random.default_rng(int.from_bytes(hashlib.sha256(f"views:{seed}:{task.id}".encode()).digest()[:8],
                                                "little"))
     views = [View()]
     fixed = rule_colours(task.train) if kind == "rule" else None
@@ -155,97 +142,38 @@ def _decode(policy: Policy, prompts: list[list[int]], memory: torch.Tensor | Non
     return found
 
 
-def _encode(task: Task, test_index: int, views: Sequence[View], cfg: InferenceConfig) -> list:
-    """(view, encoded prompt, answer shape) of each view whose prompt fits `max_len`."""
-    return [(v, e, shape) for v in views
-            for e, shape in [view_prompt(task.train, task.test[test_index].input, v, cfg.max_len,
-                                         cfg.in_context, cfg.shape_rule)] if e is not None]
-
-
-def _collect(policy: Policy, encoded: list, cfg: InferenceConfig, memory_fn: MemoryFn | None,
-             found: dict[tuple, Candidate]) -> torch.Tensor | None:
-    """Decode every prompt of `encoded` and add its answers, in the task's frame, to `found`
-    (one vote per view that produced it). Returns Solver2's readout for the prompts, for `_score`."""
+def solve_output(policy: Policy, task: Task, test_index: int, views: Sequence[View], cfg: InferenceConfig,
+                 memory_fn: MemoryFn | None = None) -> OutputResult:
+    """Candidates for one test output from every view, scored under every view, ranked."""
+    encoded = [(v, e, shape) for v in views
+               for e, shape in [view_prompt(task.train, task.test[test_index].input, v, cfg.max_len,
+                                            cfg.in_context, cfg.shape_rule)] if e is not None]
+    if not encoded:
+        return OutputResult([Candidate(fallback_answer(task, test_index))], len(task.train), TOO_LONG)
     prompts = [(v, e.prompt) for v, e, _ in encoded]
     memory = memory_fn([p for _, p in prompts]) if memory_fn is not None else None
-    decoded = _decode(policy, [p for _, p in prompts], memory, cfg, [shape for _, _, shape in encoded])
+    found: dict[tuple, Candidate] = {}
+    shapes = [shape for _, _, shape in encoded]
+    decoded = _decode(policy, [p for _, p in prompts], memory, cfg, shapes)
     for (view, _), grids in zip(prompts, decoded):
         for grid in grids:
             grid = view.invert_grid(grid)
             cand = found.setdefault(grid_key(grid), Candidate(grid, from_memory=memory is not None))
             cand.votes += 1
-    return memory
-
-
-def _most_voted(found: dict[tuple, Candidate], task: Task, test_index: int, cfg: InferenceConfig,
-                from_memory: bool) -> tuple[list[Candidate], str | None]:
-    """The candidates to score (the most voted first) and why there is a fallback, if any."""
     fallback = None
     if not found:  # cannot happen with a grid-constrained greedy answer; kept so no output goes empty
         grid = fallback_answer(task, test_index)
-        found[grid_key(grid)], fallback = Candidate(grid, from_memory=from_memory), NOTHING_DECODED
-    return sorted(found.values(), key=lambda c: (-c.votes, grid_key(c.grid)))[: cfg.max_scored], fallback
-
-
-def _score(policy: Policy, encoded: list, memory: torch.Tensor | None, scored: list[Candidate]) -> None:
-    """Append each candidate's log-likelihood under every prompt of `encoded` (with Solver2's
-    readout `memory` from `_collect`): the product of experts. Each prompt runs once and all
-    candidates share its key/value cache."""
-    for k, (view, prompt) in enumerate((v, e.prompt) for v, e, _ in encoded):
+        found[grid_key(grid)], fallback = Candidate(grid, from_memory=memory is not None), NOTHING_DECODED
+    # Score the most voted candidates under every view: the product of experts. Each view's
+    # prompt runs once and all candidates share its key/value cache.
+    scored = sorted(found.values(), key=lambda c: (-c.votes, grid_key(c.grid)))[: cfg.max_scored]
+    for k, (view, prompt) in enumerate(prompts):
         mem = None if memory is None else memory[k:k + 1]
         for cand, lik in zip(scored, prompt_logliks(policy, prompt, [view.apply_grid(c.grid) for c in scored], mem)):
             cand.logliks.append(lik.logprob)
             cand.entropies.append(lik.entropy)
             cand.tokens = lik.tokens
-
-
-def solve_output(policy: Policy, task: Task, test_index: int, views: Sequence[View], cfg: InferenceConfig,
-                 memory_fn: MemoryFn | None = None) -> OutputResult:
-    """Candidates for one test output from every view, scored under every view, ranked."""
-    encoded = _encode(task, test_index, views, cfg)
-    if not encoded:
-        return OutputResult([Candidate(fallback_answer(task, test_index))], len(task.train), TOO_LONG)
-    found: dict[tuple, Candidate] = {}
-    memory = _collect(policy, encoded, cfg, memory_fn, found)
-    scored, fallback = _most_voted(found, task, test_index, cfg, memory_fn is not None)
-    _score(policy, encoded, memory, scored)
     return OutputResult(rank(scored, cfg.vote_weight), encoded[0][1].dropped, fallback)
-
-
-def _solve_with_experts(policy: Policy, task: Task, cfg: InferenceConfig, trainer: TestTimeTrainer,
-                        memory_fn: MemoryFn | None) -> tuple[list[OutputResult], TTTStats]:
-    """`cfg.experts` test-time trainings of `task`, their candidates pooled and each scored
-    under every view of every expert (module docstring)."""
-    n_tests = len(task.test)
-    encoded = [[_encode(task, i, task_views(task, cfg.views, cfg.seed, cfg.view_kind, k), cfg) for i in range(n_tests)]
-               for k in range(cfg.experts)]
-    found: list[dict[tuple, Candidate]] = [{} for _ in range(n_tests)]
-    memory = [[None] * n_tests for _ in range(cfg.experts)]  # Solver2's readout, per expert and output
-    weights, runs = [], []
-    for k in range(cfg.experts):
-        with trainer.adapted(task, run=k) as stats:
-            for i in range(n_tests):
-                if encoded[k][i]:
-                    memory[k][i] = _collect(policy, encoded[k][i], cfg, memory_fn, found[i])
-            weights.append(trainer.trained())
-        runs.append(stats)
-    outputs: list[OutputResult | None] = [None] * n_tests
-    scored: list[list[Candidate]] = [[] for _ in range(n_tests)]
-    for i in range(n_tests):
-        fitting = [e for k in range(cfg.experts) for e in encoded[k][i]]
-        if not fitting:
-            outputs[i] = OutputResult([Candidate(fallback_answer(task, i))], len(task.train), TOO_LONG)
-            continue
-        scored[i], fallback = _most_voted(found[i], task, i, cfg, memory_fn is not None)
-        outputs[i] = OutputResult(scored[i], fitting[0][1].dropped, fallback)
-    for k in range(cfg.experts):
-        with trainer.using(weights[k]):
-            for i in range(n_tests):
-                if scored[i]:
-                    _score(policy, encoded[k][i], memory[k][i], scored[i])
-    for out in outputs:
-        out.candidates = rank(out.candidates, cfg.vote_weight)
-    return outputs, TTTStats.together(runs)
 
 
 def solve_task(policy: Policy, task: Task, cfg: InferenceConfig, trainer: TestTimeTrainer | None = None,
@@ -259,8 +187,6 @@ def solve_task(policy: Policy, task: Task, cfg: InferenceConfig, trainer: TestTi
         if trainer is None:
             outputs = [solve_output(policy, task, i, views, cfg, memory_fn) for i in range(len(task.test))]
             stats = TTTStats()
-        elif cfg.experts > 1 and trainer.cfg.enabled:
-            outputs, stats = _solve_with_experts(policy, task, cfg, trainer, memory_fn)
         else:
             with trainer.adapted(task) as stats:
                 outputs = [solve_output(policy, task, i, views, cfg, memory_fn) for i in range(len(task.test))]

@@ -121,18 +121,6 @@ class TTTStats:
         return cls(len(losses), losses[0] if losses else None,
                    float(np.mean(losses[-4:])) if losses else None, time.time() - start)
 
-    @classmethod
-    def together(cls, runs: Sequence["TTTStats"]) -> "TTTStats":
-        """Several trainings of one task (experts): steps and seconds summed, losses averaged
-        over the runs that trained, the stored tasks of any run."""
-        def mean(values) -> float | None:
-            values = [v for v in values if v is not None]
-            return float(np.mean(values)) if values else None
-
-        return cls(sum(r.steps for r in runs), mean(r.first_loss for r in runs), mean(r.last_loss for r in runs),
-                   sum(r.seconds for r in runs), tuple(dict.fromkeys(t for r in runs for t in r.recalled)),
-                   tuple(dict.fromkeys(t for r in runs for t in r.checked)))
-
 
 def _task_seed(seed: int, task_id: str) -> int:
     return int.from_bytes(hashlib.sha256(f"{seed}:{task_id}".encode()).digest()[:8], "little")
@@ -199,38 +187,18 @@ class TestTimeTrainer:
 
     # --- one task ---------------------------------------------------------------------
     @contextlib.contextmanager
-    def adapted(self, task: Task, run: int = 0) -> Iterator[TTTStats]:
-        """Train on `task`'s demonstrations, yield, then put the weights back. `run` > 0 trains
-        again from the same start on other draws (its own seed): another expert of the task."""
+    def adapted(self, task: Task) -> Iterator[TTTStats]:
+        """Train on `task`'s demonstrations, yield, then put the weights back."""
         if not self.cfg.enabled:
             yield TTTStats()
             return
         try:
-            yield self._train(task, run)
+            yield self._train(task)
         finally:
-            self._restore()
-
-    def trained(self) -> list[torch.Tensor]:
-        """A copy of the weights test-time training changes, as they are now (inside `adapted`)."""
-        return [p.detach().clone() for p in self.params]
-
-    @contextlib.contextmanager
-    def using(self, weights: Sequence[torch.Tensor]) -> Iterator[None]:
-        """Answer with weights copied by `trained` (another expert's), then put the start back."""
-        try:
             with torch.no_grad():
-                for p, w in zip(self.params, weights, strict=True):
-                    p.copy_(w)
+                for p, p0 in zip(self.params, self._initial):
+                    p.copy_(p0)
             self.policy.eval()
-            yield
-        finally:
-            self._restore()
-
-    def _restore(self) -> None:
-        with torch.no_grad():
-            for p, p0 in zip(self.params, self._initial):
-                p.copy_(p0)
-        self.policy.eval()
 
     def _example(self, query: Query, rng: np.random.Generator, fixed) -> Example | None:
         """One leave-one-out training sequence of a demonstration under a random view."""
@@ -272,11 +240,11 @@ class TestTimeTrainer:
             tokens += len(example.tokens)
         return out
 
-    def _train(self, task: Task, run: int = 0) -> TTTStats:
+    def _train(self, task: Task) -> TTTStats:
         if len(task.train) < 2:
             return TTTStats()  # leave-one-out needs two demonstrations
         start = time.time()  # the memory's check is part of the task's seconds
-        rng = np.random.default_rng(_task_seed(self.cfg.seed, task.id if run == 0 else f"{task.id}#{run}"))
+        rng = np.random.default_rng(_task_seed(self.cfg.seed, task.id))
         checked, recalled = self._recall(task)
         stats = self._fit(lambda: self._examples(task, rng, recalled), self.cfg.steps, self.cfg.seconds, start)
         stats.recalled, stats.checked = tuple(q.task.id for q in recalled), tuple(q.task.id for q in checked)
